@@ -1,0 +1,72 @@
+"""Column sets of the frames every part exchanges (DESIGN.md, "The interval table").
+
+Kept free of pandas/pyarrow imports so that the HA layer can name columns without loading them.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# The interval table. Key: (meter, start). Timestamps are UTC, end exclusive.
+INTERVAL_COLUMNS: Final = (
+    "meter",
+    "serial",
+    "supplier",
+    "kind",
+    "start",
+    "end",
+    "value",
+    "unit",
+    "energy_kwh",
+    "rate",
+    "cost",
+    "currency",
+    "quality",
+    "ingested_at",
+)
+INTERVAL_KEY: Final = ("meter", "start")
+TIMESTAMP_COLUMNS: Final = ("start", "end", "ingested_at")
+FLOAT_COLUMNS: Final = ("value", "energy_kwh", "rate", "cost")
+
+QUALITIES: Final = ("measured", "estimated", "interpolated", "corrected")
+KINDS: Final = ("electricity", "gas", "water", "heat", "grid")
+
+# Unit rates of a tariff. `register` is "standard", "day" or "night"; rates are per native unit
+# in major currency units (GBP, not pence), VAT included in `rate`. valid_to null = open-ended.
+RATE_COLUMNS: Final = (
+    "supplier",
+    "tariff",
+    "register",
+    "valid_from",
+    "valid_to",
+    "rate",
+    "rate_exc_vat",
+    "currency",
+    "payment_method",
+)
+
+# Daily standing charges of a tariff, per day, major currency units.
+STANDING_CHARGE_COLUMNS: Final = (
+    "supplier",
+    "tariff",
+    "valid_from",
+    "valid_to",
+    "charge",
+    "charge_exc_vat",
+    "currency",
+    "payment_method",
+)
+
+# Which tariff a meter is on, over time ([valid_from, valid_to), valid_to null = open-ended).
+AGREEMENT_COLUMNS: Final = ("meter", "tariff", "valid_from", "valid_to")
+
+# One row per HTTP call or poll (archive dataset `audit`).
+AUDIT_COLUMNS: Final = (
+    "time",
+    "supplier",
+    "endpoint",
+    "status",
+    "rows",
+    "duration_s",
+    "error",
+)

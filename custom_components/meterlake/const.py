@@ -1,0 +1,39 @@
+"""Constants shared by the MeterLake integration."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Final
+
+DOMAIN: Final = "meterlake"
+
+CONF_SOURCE: Final = "source"
+SOURCE_DEMO: Final = "demo"
+SOURCE_OCTOPUS: Final = "octopus"
+SOURCE_TIBBER: Final = "tibber"
+SOURCE_ECO2MIX: Final = "eco2mix"
+
+# Options shared by every source (DESIGN.md, "Entry types and unique ids").
+CONF_ARCHIVE_ROOT: Final = "archive_root"
+CONF_KEEP_RAW_DAYS: Final = "keep_raw_days"
+CONF_BACKFILL_DAYS: Final = "backfill_days"
+CONF_GAS_CALORIFIC_VALUE: Final = "gas_calorific_value"
+CONF_GAS_VOLUME_CORRECTION: Final = "gas_volume_correction"
+CONF_STANDING_CHARGE_IN_COST: Final = "standing_charge_in_cost"
+
+DEFAULT_ARCHIVE_ROOT: Final = "meterlake"
+DEFAULT_KEEP_RAW_DAYS: Final = 0
+DEFAULT_BACKFILL_DAYS: Final = 365
+DEFAULT_GAS_CALORIFIC_VALUE: Final = 39.5
+DEFAULT_GAS_VOLUME_CORRECTION: Final = 1.02264
+DEFAULT_STANDING_CHARGE_IN_COST: Final = False
+
+MAX_BACKFILL_DAYS: Final = 3650
+MAX_KEEP_RAW_DAYS: Final = 3650
+
+# How far back each poll re-reads so that late corrections replace earlier values.
+DEFAULT_OVERLAP: Final = timedelta(days=3)
+# How much history the coordinator keeps in memory for its sensors (today, yesterday, month).
+RECENT_WINDOW: Final = timedelta(days=40)
+
+STORAGE_VERSION: Final = 1

@@ -1,0 +1,1 @@
+"""Sources: one module per supplier or grid operator, each producing the interval table."""

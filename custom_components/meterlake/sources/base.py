@@ -1,0 +1,317 @@
+"""What every source shares: meter descriptions, fetch results, errors and the HTTP retry policy.
+
+A source turns one supplier's API into the interval table (DESIGN.md). It knows nothing of Home
+Assistant entities: it gets an aiohttp session and an executor callable from the coordinator, and
+returns pandas frames. Errors carry a translation key so the HA layer can raise them as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+import json
+import random
+import time
+from typing import TYPE_CHECKING, Any, Protocol
+
+import aiohttp
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+REQUEST_TIMEOUT = 30.0
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+AUTH_STATUSES = frozenset({401, 403})
+
+
+class Executor(Protocol):
+    """Runs blocking work off the event loop (hass.async_add_executor_job in production)."""
+
+    def __call__[T](self, target: Callable[..., T], *args: Any) -> Awaitable[T]:
+        """Run target(*args) in a worker thread."""
+
+
+@dataclass(frozen=True, slots=True)
+class MeterInfo:
+    """One metering point: the stable `meter` key of the interval table and what it measures."""
+
+    key: str
+    supplier: str
+    kind: str
+    unit: str
+    name: str
+    serials: tuple[str, ...] = ()
+    is_export: bool = False
+    currency: str | None = None
+    time_zone: str = "UTC"
+    cadence_minutes: int = 30
+    # Opaque, source-specific details (e.g. MPAN, tariff override). Never logged.
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One HTTP call (or one synthetic poll), for the archive's `audit` dataset."""
+
+    time: datetime
+    supplier: str
+    endpoint: str
+    status: int | None
+    rows: int
+    duration_s: float
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class FetchResult:
+    """What one poll of one meter produced.
+
+    `intervals` has the interval table's columns (analytics.schema.INTERVAL_COLUMNS) with `rate`
+    and `cost` filled where a rate applies. `rates` and `standing_charges` have the columns of
+    analytics.schema.RATE_COLUMNS and STANDING_CHARGE_COLUMNS; `agreements` maps the meter to
+    tariffs over time (AGREEMENT_COLUMNS). `rejected` counts rows set aside by normalize,
+    `unrated` intervals no rate covered. `complete_until` is the end of what the source
+    delivered without error: the watermark may move up to there and no further.
+    """
+
+    intervals: pd.DataFrame
+    complete_until: datetime | None
+    rates: pd.DataFrame | None = None
+    standing_charges: pd.DataFrame | None = None
+    agreements: pd.DataFrame | None = None
+    rejected: int = 0
+    unrated: int = 0
+    audit: list[AuditRecord] = field(default_factory=list)
+    raw: list[tuple[str, Any]] = field(default_factory=list)
+
+
+class Source(Protocol):
+    """A supplier or grid operator, as the coordinator sees it."""
+
+    supplier: str
+
+    @property
+    def meters(self) -> Sequence[MeterInfo]:
+        """The meters this entry follows."""
+
+    async def async_fetch(self, meter: MeterInfo, start: datetime, end: datetime) -> FetchResult:
+        """Fetch intervals of `meter` that start in [start, end), with rates and cost."""
+
+
+class SourceError(Exception):
+    """Base class of every source error. `translation_key` names the message in strings.json."""
+
+    translation_key = "source_error"
+
+    def __init__(self, message: str, *, placeholders: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.placeholders: dict[str, str] = dict(placeholders or {})
+
+
+class SourceAuthError(SourceError):
+    """Credentials were refused (401/403): the user must re-authenticate."""
+
+    translation_key = "invalid_auth"
+
+
+class SourceNotFoundError(SourceError):
+    """The resource does not exist (404): a wrong account or meter."""
+
+    translation_key = "not_found"
+
+
+class SourceRequestError(SourceError):
+    """The server refused the request as malformed (400 and other 4xx): no retry."""
+
+    translation_key = "request_rejected"
+
+
+class SourcePayloadError(SourceError):
+    """The server answered, but not with what the API promises (malformed JSON, wrong shape)."""
+
+    translation_key = "malformed_response"
+
+
+class SourceUnavailableError(SourceError):
+    """Network errors, timeouts or 5xx/429 until the retry budget was spent."""
+
+    translation_key = "cannot_connect"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        placeholders: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, placeholders=placeholders)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """DESIGN.md: 30 s per request; at most 3 retries; 2 s x 2^attempt + jitter or Retry-After."""
+
+    retries: int = 3
+    base_delay: float = 2.0
+    max_jitter: float = 1.0
+    timeout: float = REQUEST_TIMEOUT
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds to wait before retry number `attempt` (0-based)."""
+        if retry_after is not None:
+            return retry_after
+        return self.base_delay * 2**attempt + random.uniform(0, self.max_jitter)  # noqa: S311
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Retry-After as seconds: either delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime  # noqa: PLC0415
+
+    try:
+        when = parsedate_to_datetime(value)
+    except TypeError, ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+@dataclass(slots=True)
+class HttpClient:
+    """JSON over HTTP with the shared retry policy, recording one audit row per attempt.
+
+    `redact` lists strings (keys, tokens, account numbers) that never reach error text.
+    """
+
+    session: aiohttp.ClientSession
+    supplier: str
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    redact: tuple[str, ...] = ()
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    audit: list[AuditRecord] = field(default_factory=list)
+    raw: list[tuple[str, Any]] = field(default_factory=list)
+    keep_raw: bool = False
+
+    def scrub(self, text: str) -> str:
+        """Remove every secret from `text`."""
+        for secret in self.redact:
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        endpoint: str,
+        params: Mapping[str, str | int] | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        auth: aiohttp.BasicAuth | None = None,
+    ) -> Any:
+        """Send a request and return its decoded JSON body, retrying per the policy."""
+        last_error = "no attempt"
+        retry_after: float | None = None
+        for attempt in range(self.policy.retries + 1):
+            if attempt:
+                await self.sleep(self.policy.delay(attempt - 1, retry_after))
+            started = time.monotonic()
+            when = datetime.now(UTC)
+            retry_after = None
+            try:
+                async with self.session.request(
+                    method,
+                    url,
+                    params=params,
+                    json=json_body,
+                    headers=headers,
+                    auth=auth,
+                    timeout=aiohttp.ClientTimeout(total=self.policy.timeout),
+                ) as resp:
+                    status = resp.status
+                    text = await resp.text()
+                    retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+            except (TimeoutError, aiohttp.ClientError) as err:
+                last_error = self.scrub(f"{type(err).__name__}: {err}")
+                self._record(when, endpoint, None, 0, started, last_error)
+                continue
+            if status in RETRY_STATUSES:
+                last_error = f"HTTP {status}"
+                self._record(when, endpoint, status, 0, started, last_error)
+                continue
+            if status in AUTH_STATUSES:
+                self._record(when, endpoint, status, 0, started, f"HTTP {status}")
+                raise SourceAuthError(f"{self.supplier}: HTTP {status} on {endpoint}")
+            if status == 404:
+                self._record(when, endpoint, status, 0, started, "HTTP 404")
+                raise SourceNotFoundError(f"{self.supplier}: {endpoint} not found")
+            if status >= 400:
+                detail = self.scrub(text[:200])
+                self._record(when, endpoint, status, 0, started, f"HTTP {status}: {detail}")
+                raise SourceRequestError(
+                    f"{self.supplier}: HTTP {status} on {endpoint}: {detail}",
+                    placeholders={"status": str(status)},
+                )
+            try:
+                body = json.loads(text)
+            except ValueError as err:
+                self._record(when, endpoint, status, 0, started, "malformed JSON")
+                raise SourcePayloadError(
+                    f"{self.supplier}: {endpoint} returned malformed JSON"
+                ) from err
+            self._record(when, endpoint, status, _count_rows(body), started, None)
+            if self.keep_raw:
+                self.raw.append((endpoint, body))
+            return body
+        raise SourceUnavailableError(
+            f"{self.supplier}: {endpoint} failed after {self.policy.retries + 1} attempts "
+            f"({last_error})",
+            retry_after=retry_after,
+        )
+
+    def _record(
+        self,
+        when: datetime,
+        endpoint: str,
+        status: int | None,
+        rows: int,
+        started: float,
+        error: str | None,
+    ) -> None:
+        self.audit.append(
+            AuditRecord(
+                time=when,
+                supplier=self.supplier,
+                endpoint=endpoint,
+                status=status,
+                rows=rows,
+                duration_s=time.monotonic() - started,
+                error=error,
+            )
+        )
+
+
+def _count_rows(body: Any) -> int:
+    """Rows in a typical paged payload (`results` list), else 0."""
+    if isinstance(body, dict):
+        results = body.get("results")
+        if isinstance(results, list):
+            return len(results)
+    return 0
+
+
+def floor_to(moment: datetime, step: timedelta) -> datetime:
+    """Floor an aware datetime to a multiple of `step` since the Unix epoch (UTC)."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return epoch + ((moment - epoch) // step) * step
