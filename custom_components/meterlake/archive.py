@@ -1,0 +1,965 @@
+"""Parquet archive of the interval table and its companions, on local disk or object storage.
+
+Layout (DESIGN.md, "Archive layout"): hive partitions, one `data.parquet` per partition, monthly
+where the data is periodic. Partition columns live only in the path, so hive readers (DuckDB,
+Polars, Spark, pyarrow.dataset) get them back once, not twice.
+
+Every method is blocking and thread-safe: the coordinator calls it through
+`hass.async_add_executor_job`. A write merges the partition's file with the incoming rows and
+replaces it atomically (temporary file + os.replace locally, a single PUT on object stores), under
+a per-partition lock shared by every Archive of the process. pandas and pyarrow are imported
+inside the functions that need them, so importing this module at start-up costs nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+import gzip
+import json
+import logging
+import os
+from pathlib import Path, PurePosixPath
+import re
+import threading
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+import uuid
+
+from .analytics.schema import (
+    AUDIT_COLUMNS,
+    INTERVAL_COLUMNS,
+    RATE_COLUMNS,
+    STANDING_CHARGE_COLUMNS,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .sources.base import AuditRecord
+
+_LOGGER = logging.getLogger(__name__)
+
+SCHEMA_VERSION: Final = "1"
+SCHEMA_VERSION_KEY: Final = b"meterlake.schema_version"
+DATASET_KEY: Final = b"meterlake.dataset"
+DATA_FILE: Final = "data.parquet"
+CORRUPT_SUFFIX: Final = ".corrupt"
+ZSTD_LEVEL: Final = 9
+REMOTE_SCHEMES: Final = frozenset({"s3", "gs", "gcs", "abfs", "abfss", "az"})
+
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+# eCO2mix fields (docs/apis.md), national and regional; always present in grid_mix files so
+# every partition has the same schema. Other numeric fields are kept too, appended in name order.
+GRID_MIX_FIELDS: Final = (
+    "consommation",
+    "prevision_j",
+    "prevision_j1",
+    "fioul",
+    "charbon",
+    "gaz",
+    "nucleaire",
+    "eolien",
+    "solaire",
+    "hydraulique",
+    "pompage",
+    "bioenergies",
+    "ech_physiques",
+    "taux_co2",
+    "thermique",
+)
+
+# Keys whose values never reach the raw archive, whatever the caller forgot to strip.
+_SECRET_KEY = re.compile(
+    r"(api_?key|token|authori[sz]ation|password|passwd|secret|account_?number|credential)",
+    re.IGNORECASE,
+)
+# Storage options whose values are secrets (scrubbed from error text).
+_SECRET_OPTIONS: Final = frozenset(
+    {"access_key", "secret_key", "session_token", "account_key", "sas_token", "client_secret"}
+)
+_SAFE_SEGMENT = re.compile(r"[^A-Za-z0-9_.-]+")
+_BOOL_OPTIONS: Final = frozenset(
+    {
+        "anonymous",
+        "allow_bucket_creation",
+        "allow_bucket_deletion",
+        "background_writes",
+        "force_virtual_addressing",
+        "check_directory_existence_before_creation",
+    }
+)
+_FLOAT_OPTIONS: Final = frozenset(
+    {"connect_timeout", "request_timeout", "retry_limit_seconds", "credential_token_expiration"}
+)
+
+# Column kinds of the stored files.
+_STR, _TS, _F64, _I64, _I32 = "str", "ts", "f64", "i64", "i32"
+
+
+class ArchiveError(Exception):
+    """The archive could not be read or written. `str()` names the root, never a secret."""
+
+    def __init__(self, root: str, reason: str) -> None:
+        super().__init__(f"{root}: {reason}")
+        self.root = root
+        self.reason = reason
+
+
+class CorruptPartitionError(ArchiveError):
+    """A partition file is not readable Parquet (truncated, overwritten, not ours)."""
+
+    def __init__(self, root: str, reason: str, path: str) -> None:
+        super().__init__(root, reason)
+        self.path = path
+
+
+@dataclass(frozen=True, slots=True)
+class WriteSummary:
+    """What one write did; `corrupt_windows` tells the caller what to re-fetch from the source."""
+
+    dataset: str
+    partitions_written: int
+    rows_written: int
+    rows_total: int
+    corrupt: tuple[str, ...] = ()
+    corrupt_windows: tuple[tuple[str, datetime, datetime], ...] = ()
+    # Partitions the input touched whose content did not change (same values): not rewritten.
+    partitions_unchanged: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    """How one dataset is partitioned, keyed and stored."""
+
+    name: str
+    partition_by: tuple[str, ...]  # frame columns that become path segments, in order
+    month_of: str | None  # timestamp column whose UTC month is the last segment; None: none
+    key: tuple[str, ...]  # merge key inside a partition (stored columns)
+    columns: tuple[tuple[str, str], ...]  # stored columns and their kinds
+    sort_by: tuple[str, ...]
+    window_of: str | None  # partition column that names a re-fetch window (meter, tariff)
+    versioned: bool = True  # merge keeps the newer `ingested_at`
+
+
+def _interval_columns() -> tuple[tuple[str, str], ...]:
+    kinds = {
+        "start": _TS,
+        "end": _TS,
+        "ingested_at": _TS,
+        "value": _F64,
+        "energy_kwh": _F64,
+        "rate": _F64,
+        "cost": _F64,
+    }
+    return tuple(
+        (name, kinds.get(name, _STR))
+        for name in INTERVAL_COLUMNS
+        if name not in {"meter", "supplier"}
+    )
+
+
+CONSUMPTION = _Spec(
+    name="consumption",
+    partition_by=("supplier", "meter"),
+    month_of="start",
+    key=("start",),
+    columns=_interval_columns(),
+    sort_by=("start",),
+    window_of="meter",
+)
+RATES = _Spec(
+    name="rates",
+    partition_by=("supplier", "tariff"),
+    month_of="valid_from",
+    key=("register", "valid_from", "payment_method"),
+    columns=(
+        *(
+            (name, _TS if name.startswith("valid_") else _F64 if name.startswith("rate") else _STR)
+            for name in RATE_COLUMNS
+            if name not in {"supplier", "tariff"}
+        ),
+        ("ingested_at", _TS),
+    ),
+    sort_by=("valid_from", "register", "payment_method"),
+    window_of="tariff",
+)
+STANDING_CHARGES = _Spec(
+    name="standing_charges",
+    partition_by=("supplier", "tariff"),
+    month_of=None,
+    key=("valid_from", "payment_method"),
+    columns=(
+        *(
+            (
+                name,
+                _TS if name.startswith("valid_") else _F64 if name.startswith("charge") else _STR,
+            )
+            for name in STANDING_CHARGE_COLUMNS
+            if name not in {"supplier", "tariff"}
+        ),
+        ("ingested_at", _TS),
+    ),
+    sort_by=("valid_from", "payment_method"),
+    window_of="tariff",
+)
+GRID_MIX = _Spec(
+    name="grid_mix",
+    partition_by=("supplier", "perimeter"),
+    month_of="start",
+    key=("start",),
+    columns=(
+        ("start", _TS),
+        ("end", _TS),
+        *((name, _F64) for name in GRID_MIX_FIELDS),
+        ("ingested_at", _TS),
+    ),
+    sort_by=("start",),
+    window_of="perimeter",
+)
+AUDIT = _Spec(
+    name="audit",
+    partition_by=("supplier",),
+    month_of="time",
+    key=("time", "endpoint"),
+    columns=tuple(
+        (
+            name,
+            {"time": _TS, "status": _I32, "rows": _I64, "duration_s": _F64}.get(name, _STR),
+        )
+        for name in AUDIT_COLUMNS
+        if name != "supplier"
+    ),
+    sort_by=("time", "endpoint"),
+    window_of=None,
+    versioned=False,
+)
+
+# One lock per partition for the whole process, keyed by the resolved location, so two config
+# entries (two Archive objects on the same root) serialize too. Bounded by the partition count.
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_for(key: str) -> threading.Lock:
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(key)
+        if lock is None:
+            lock = _LOCKS[key] = threading.Lock()
+        return lock
+
+
+def open_archive(
+    root: str,
+    *,
+    config_dir: str,
+    storage_options: Mapping[str, str] | None = None,
+) -> Archive:
+    """Resolve `archive_root` to a filesystem and check it is usable (blocking).
+
+    A relative path lives under `config_dir`; a URI goes to pyarrow.fs (credentials from
+    `storage_options`, else the URI's query or the environment).
+    """
+    root = (root or "").strip() or "meterlake"
+    options = dict(storage_options or {})
+    secrets = tuple(
+        value for key, value in options.items() if key in _SECRET_OPTIONS and len(value) >= 4
+    )
+    scheme = urlsplit(root).scheme.lower() if "://" in root else ""
+    if scheme in {"", "file"}:
+        local = Path(urlsplit(root).path if scheme == "file" else root).expanduser()
+        if not local.is_absolute():
+            local = Path(config_dir) / local
+        display = str(local.absolute())
+        try:
+            local.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ArchiveError(display, _describe(err, secrets)) from err
+        return Archive(None, display, display, local=True, secrets=secrets)
+    if scheme not in REMOTE_SCHEMES:
+        raise ArchiveError(_display_uri(root), f"unsupported URI scheme {scheme!r}")
+    display = _display_uri(root)
+    try:
+        filesystem, base = _remote_filesystem(root, scheme, options)
+    except Exception as err:
+        raise ArchiveError(display, _describe(err, secrets)) from err
+    return Archive(filesystem, base.rstrip("/"), display, local=False, secrets=secrets)
+
+
+def _display_uri(uri: str) -> str:
+    """The URI without credentials or query (Azure keeps its container, which is no secret)."""
+    parts = urlsplit(uri)
+    host = parts.hostname or ""
+    if parts.username and parts.scheme.lower() in {"abfs", "abfss", "az"} and not parts.password:
+        host = f"{parts.username}@{host}"
+    return f"{parts.scheme}://{host}{parts.path}".rstrip("/")
+
+
+def _remote_filesystem(uri: str, scheme: str, options: dict[str, str]) -> tuple[Any, str]:
+    """A pyarrow filesystem and the root path inside it."""
+    from pyarrow import fs as pafs
+
+    parts = urlsplit(uri)
+    if not options:
+        filesystem, path = pafs.FileSystem.from_uri(uri)
+        return filesystem, str(path)
+    merged: dict[str, Any] = dict(parse_qsl(parts.query))
+    merged.update(options)
+    for key, value in list(merged.items()):
+        if key in _BOOL_OPTIONS and isinstance(value, str):
+            merged[key] = value.strip().lower() in {"1", "true", "yes", "on"}
+        elif key in _FLOAT_OPTIONS and isinstance(value, str):
+            merged[key] = float(value)
+    if scheme == "s3":
+        if parts.username and "access_key" not in merged:
+            merged["access_key"] = unquote(parts.username)
+            merged["secret_key"] = unquote(parts.password or "")
+        return pafs.S3FileSystem(**merged), f"{parts.hostname}{parts.path}"
+    if scheme in {"gs", "gcs"}:
+        return pafs.GcsFileSystem(**merged), f"{parts.hostname}{parts.path}"
+    # abfs://container@account.dfs.core.windows.net/prefix
+    host = parts.hostname or ""
+    if "account_name" not in merged and "." in host:
+        merged["account_name"] = host.split(".", 1)[0]
+    container = parts.username or host
+    return pafs.AzureFileSystem(**merged), f"{container}{parts.path}"
+
+
+def _describe(err: BaseException, secrets: Sequence[str] = ()) -> str:
+    """A short, secret-free reason: error type and message, credentials masked."""
+    text = str(err).strip() or type(err).__name__
+    if isinstance(err, OSError) and err.strerror and err.filename:
+        text = f"{err.strerror}: {err.filename}"
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    text = re.sub(r"(://)[^/@\s]*:[^/@\s]*@", r"\1***@", text)
+    text = " ".join(text.split())
+    if len(text) > 240:
+        text = text[:237] + "..."
+    return f"{type(err).__name__}: {text}"
+
+
+def _segment(name: str, value: Any) -> str:
+    """`name=value` with the value percent-encoded where a path would break."""
+    if value is None or (isinstance(value, float) and value != value):  # noqa: PLR0124
+        raise ValueError(f"{name} must not be null")
+    text = str(value)
+    if not text or text in {".", ".."}:
+        raise ValueError(f"{name} must not be empty")
+    return f"{name}={quote(text, safe='')}"
+
+
+def _month_bounds(year: int, month: int) -> tuple[datetime, datetime]:
+    start = datetime(year, month, 1, tzinfo=UTC)
+    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+    return start, end
+
+
+def _arrow_schema(spec: _Spec, columns: Sequence[tuple[str, str]]) -> Any:
+    import pyarrow as pa
+
+    types = {
+        _STR: pa.string(),
+        _TS: pa.timestamp("us", tz="UTC"),
+        _F64: pa.float64(),
+        _I64: pa.int64(),
+        _I32: pa.int32(),
+    }
+    return pa.schema(
+        [pa.field(name, types[kind]) for name, kind in columns],
+        metadata={SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode(), DATASET_KEY: spec.name.encode()},
+    )
+
+
+def _conform(frame: pd.DataFrame, columns: Sequence[tuple[str, str]]) -> pd.DataFrame:
+    """The stored columns only, typed: UTC microsecond timestamps, floats, nullable ints, str."""
+    import pandas as pd
+
+    out: dict[str, Any] = {}
+    length = len(frame)
+    for name, kind in columns:
+        if name not in frame.columns:
+            series = pd.Series([None] * length, index=frame.index, dtype=object)
+        else:
+            series = frame[name]
+        if kind == _TS:
+            if isinstance(series.dtype, pd.DatetimeTZDtype):
+                series = series.dt.tz_convert("UTC")
+            elif pd.api.types.is_datetime64_dtype(series.dtype):
+                raise ValueError(f"{name} must be timezone-aware (UTC)")
+            else:
+                series = pd.to_datetime(series, utc=True, format="ISO8601")
+            series = series.dt.as_unit("us")
+        elif kind == _F64:
+            series = pd.to_numeric(series, errors="coerce").astype("float64")
+        elif kind in {_I64, _I32}:
+            series = pd.to_numeric(series, errors="coerce").astype(
+                "Int64" if kind == _I64 else "Int32"
+            )
+        else:
+            series = series.astype(object).map(
+                lambda v: None if v is None or v is pd.NA or v != v else str(v)  # noqa: PLR0124
+            )
+        out[name] = series
+    return pd.DataFrame(out, index=frame.index).reset_index(drop=True)
+
+
+def _strip_secrets(payload: Any, secrets: Sequence[str]) -> Any:
+    """Drop keys named like credentials, and mask known secret values, at any depth."""
+    if isinstance(payload, Mapping):
+        return {
+            str(key): _strip_secrets(value, secrets)
+            for key, value in payload.items()
+            if not _SECRET_KEY.search(str(key).replace("-", "_"))
+        }
+    if isinstance(payload, (list, tuple)):
+        return [_strip_secrets(item, secrets) for item in payload]
+    if isinstance(payload, str):
+        for secret in secrets:
+            if secret:
+                payload = payload.replace(secret, "***")
+    return payload
+
+
+class Archive:
+    """One archive root, from `open_archive`. Every method blocks: run it in the executor."""
+
+    def __init__(
+        self,
+        filesystem: Any,
+        base: str,
+        display: str,
+        *,
+        local: bool,
+        secrets: Sequence[str] = (),
+    ) -> None:
+        self._fs = filesystem
+        self._base = base
+        self._local = local
+        self._secrets = tuple(secrets)
+        self.root = display
+
+    def __repr__(self) -> str:
+        return f"Archive({self.root!r})"
+
+    # -- public API -------------------------------------------------------------------------
+
+    def write_intervals(self, frame: pd.DataFrame) -> WriteSummary:
+        """Merge interval-table rows into consumption/supplier=/meter=/month= partitions."""
+        return self._write(CONSUMPTION, frame)
+
+    def write_rates(self, frame: pd.DataFrame) -> WriteSummary:
+        """Merge unit rates into rates/supplier=/tariff=/month= (month of valid_from, UTC)."""
+        return self._write(RATES, frame)
+
+    def write_standing_charges(self, frame: pd.DataFrame) -> WriteSummary:
+        """Merge standing charges into one file per supplier and tariff (they change rarely)."""
+        return self._write(STANDING_CHARGES, frame)
+
+    def write_grid_mix(self, frame: pd.DataFrame, *, perimeter: str) -> WriteSummary:
+        """Merge eCO2mix rows (key `start`) into grid_mix/supplier=eco2mix/perimeter=/month=.
+
+        Numeric fields are stored as float64 ("ND" and other text become null); fields beyond
+        GRID_MIX_FIELDS are kept, appended in name order.
+        """
+        frame = frame.assign(supplier="eco2mix", perimeter=perimeter)
+        known = {name for name, _ in GRID_MIX.columns} | {"supplier", "perimeter", "month"}
+        extra = tuple(sorted(str(c) for c in frame.columns if c not in known))
+        return self._write(GRID_MIX, frame, extra_floats=extra)
+
+    def write_audit(self, records: Sequence[AuditRecord]) -> WriteSummary:
+        """Append poll records to audit/supplier=/month= (a repeated record replaces itself)."""
+        import pandas as pd
+
+        frame = pd.DataFrame(
+            [
+                {
+                    "time": r.time,
+                    "supplier": r.supplier,
+                    "endpoint": r.endpoint,
+                    "status": r.status,
+                    "rows": r.rows,
+                    "duration_s": r.duration_s,
+                    "error": None if r.error is None else _describe_text(r.error, self._secrets),
+                }
+                for r in records
+            ],
+            columns=list(AUDIT_COLUMNS),
+        )
+        return self._write(AUDIT, frame)
+
+    def write_raw(
+        self,
+        supplier: str,
+        endpoint: str,
+        payload: Any,
+        when: datetime,
+        *,
+        secrets: Sequence[str] = (),
+    ) -> str:
+        """Store one response as gzip JSON under raw/<supplier>/YYYY/MM/DD/; return its path.
+
+        Keys named like credentials are dropped and `secrets` (plus the storage credentials)
+        masked wherever they appear, even if the caller already stripped them.
+        """
+        if when.tzinfo is None:
+            raise ValueError("when must be timezone-aware")
+        when = when.astimezone(UTC)
+        clean = _strip_secrets(payload, (*self._secrets, *secrets))
+        body = gzip.compress(
+            json.dumps(clean, separators=(",", ":"), default=str).encode(), mtime=0
+        )
+        name = _SAFE_SEGMENT.sub("_", endpoint).strip("._") or "response"
+        folder = self._join(
+            "raw", _SAFE_SEGMENT.sub("_", supplier) or "unknown", when.strftime("%Y/%m/%d")
+        )
+        stamp = when.strftime("%Y%m%dT%H%M%S%fZ")
+        path = self._join(folder, f"{name}-{stamp}.json.gz")
+        with _lock_for(self._lock_key(path)):
+            counter = 1
+            while self._exists(path):
+                counter += 1
+                path = self._join(folder, f"{name}-{stamp}-{counter}.json.gz")
+            self._put(path, body)
+        return path
+
+    def purge_raw(self, keep_days: int, now: datetime) -> int:
+        """Remove raw responses from days before `now - keep_days` (by path date, UTC)."""
+        cutoff = (now.astimezone(UTC) - timedelta(days=max(keep_days, 0))).date()
+        removed = 0
+        raw_root = self._join("raw")
+        for path in self._list_files(raw_root):
+            parts = PurePosixPath(path[len(raw_root) :].lstrip("/")).parts
+            if len(parts) != 5:
+                continue
+            try:
+                day = date(int(parts[1]), int(parts[2]), int(parts[3]))
+            except ValueError:
+                continue
+            if day < cutoff:
+                self._guard(self._delete, path)
+                removed += 1
+        if self._local and removed:
+            _remove_empty_dirs(raw_root)
+        return removed
+
+    def read_intervals(
+        self,
+        meter: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        skip_corrupt: bool = False,
+    ) -> pd.DataFrame:
+        """Rows of `meter` with start in [start, end), sorted, with the interval-table columns.
+
+        Timestamps come back as datetime64[ns, UTC]. A corrupt partition raises
+        CorruptPartitionError unless `skip_corrupt` (then it is logged and left out).
+        """
+        import pandas as pd
+
+        wanted = _segment("meter", meter)
+        frames: list[pd.DataFrame] = []
+        consumption = self._join("consumption")
+        for supplier_dir in self._list_dirs(consumption):
+            supplier_seg = supplier_dir.rsplit("/", 1)[-1]
+            if not supplier_seg.startswith("supplier="):
+                continue
+            meter_dir = self._join(supplier_dir, wanted)
+            for month_dir in self._list_dirs(meter_dir):
+                month_seg = month_dir.rsplit("/", 1)[-1]
+                match = re.fullmatch(r"month=(\d{4})-(\d{2})", month_seg)
+                if not match:
+                    continue
+                lo, hi = _month_bounds(int(match[1]), int(match[2]))
+                if (start is not None and hi <= start) or (end is not None and lo >= end):
+                    continue
+                path = self._join(month_dir, DATA_FILE)
+                try:
+                    part = self._load(CONSUMPTION, path, CONSUMPTION.columns)
+                except CorruptPartitionError:
+                    if not skip_corrupt:
+                        raise
+                    _LOGGER.warning("Skipping unreadable archive partition %s", path)
+                    continue
+                if part is None:
+                    continue
+                part.insert(0, "supplier", unquote(supplier_seg.split("=", 1)[1]))
+                frames.append(part)
+        if frames:
+            result = pd.concat(frames, ignore_index=True)
+        else:
+            result = _conform(pd.DataFrame(), CONSUMPTION.columns)
+            result.insert(0, "supplier", pd.Series([], dtype=object))
+        result.insert(0, "meter", meter)
+        result["meter"] = result["meter"].astype(object)
+        if start is not None:
+            result = result[result["start"] >= start]
+        if end is not None:
+            result = result[result["start"] < end]
+        result = result.sort_values("start", kind="stable").reset_index(drop=True)
+        for name, kind in CONSUMPTION.columns:
+            if kind == _TS:
+                result[name] = result[name].dt.as_unit("ns")
+        return result[list(INTERVAL_COLUMNS)]
+
+    def list_meters(self) -> list[str]:
+        """Meters that have at least one consumption partition, sorted."""
+        meters: set[str] = set()
+        consumption = self._join("consumption")
+        for supplier_dir in self._list_dirs(consumption):
+            for meter_dir in self._list_dirs(supplier_dir):
+                segment = meter_dir.rsplit("/", 1)[-1]
+                if segment.startswith("meter=") and any(
+                    path.endswith("/" + DATA_FILE) for path in self._list_files(meter_dir)
+                ):
+                    meters.add(unquote(segment.split("=", 1)[1]))
+        return sorted(meters)
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def _write(
+        self, spec: _Spec, frame: pd.DataFrame, *, extra_floats: tuple[str, ...] = ()
+    ) -> WriteSummary:
+        """Group the input by partition and merge each group into its file."""
+        import pandas as pd
+
+        if len(frame) == 0:
+            return WriteSummary(spec.name, 0, 0, 0)
+        missing = [c for c in (*spec.partition_by, *spec.key) if c not in frame.columns]
+        missing = [c for c in missing if c != "payment_method"]
+        if spec.month_of and spec.month_of not in frame.columns:
+            missing.append(spec.month_of)
+        if missing:
+            raise ValueError(f"{spec.name}: missing columns {missing}")
+        columns = (*spec.columns, *((name, _F64) for name in extra_floats))
+        stored = _conform(frame, columns)
+        for name, _kind in spec.columns:
+            if name in spec.key and name != "payment_method" and stored[name].isna().any():
+                raise ValueError(f"{spec.name}: null {name}")
+        if spec.versioned:
+            now = pd.Timestamp(datetime.now(UTC)).as_unit("us")
+            stored["ingested_at"] = stored["ingested_at"].fillna(now)
+        groups: dict[str, Any] = {}
+        for name in spec.partition_by:
+            values = frame[name].reset_index(drop=True)
+            if values.isna().any():
+                raise ValueError(f"{spec.name}: null {name}")
+            groups[name] = values.astype(str)
+        if spec.month_of:
+            moment = stored[spec.month_of]
+            groups["year"] = moment.dt.year
+            groups["month"] = moment.dt.month
+        keys = list(groups)
+        grouper = pd.DataFrame(groups)
+
+        written = unchanged = landed = total = 0
+        corrupt: list[str] = []
+        windows: list[tuple[str, datetime, datetime]] = []
+        partitions: dict[Any, Any] = grouper.groupby(keys, sort=True).indices
+        for values, index in partitions.items():
+            named = dict(zip(keys, values if len(keys) > 1 else (values,), strict=True))
+            segments = [_segment(name, named[name]) for name in spec.partition_by]
+            lo: datetime = EPOCH
+            hi: datetime = datetime.now(UTC)
+            if spec.month_of:
+                year, month = int(named["year"]), int(named["month"])
+                segments.append(f"month={year:04d}-{month:02d}")
+                lo, hi = _month_bounds(year, month)
+            path = self._join(spec.name, *segments, DATA_FILE)
+            outcome = self._merge_partition(spec, path, stored.iloc[index], columns)
+            landed += outcome.landed
+            total += outcome.total
+            if outcome.written:
+                written += 1
+            else:
+                unchanged += 1
+            if outcome.corrupt is not None:
+                corrupt.append(outcome.corrupt)
+                if spec.window_of:
+                    windows.append((str(named[spec.window_of]), lo, hi))
+        return WriteSummary(
+            dataset=spec.name,
+            partitions_written=written,
+            rows_written=landed,
+            rows_total=total,
+            corrupt=tuple(corrupt),
+            corrupt_windows=tuple(windows),
+            partitions_unchanged=unchanged,
+        )
+
+    def _merge_partition(
+        self,
+        spec: _Spec,
+        path: str,
+        incoming: pd.DataFrame,
+        columns: Sequence[tuple[str, str]],
+    ) -> _Outcome:
+        """Under the partition lock: read, merge on the key, write back if anything changed."""
+        with _lock_for(self._lock_key(path)):
+            corrupt_path: str | None = None
+            try:
+                existing = self._load(spec, path, columns)
+            except CorruptPartitionError as err:
+                corrupt_path = self._quarantine(path)
+                _LOGGER.warning(
+                    "Archive partition %s is unreadable (%s); kept as %s and rebuilt",
+                    path,
+                    err.reason,
+                    corrupt_path,
+                )
+                existing = None
+            if existing is not None:
+                # Columns the file has beyond ours (grid_mix extras) are kept.
+                extra = [(c, _F64) for c in existing.columns if c not in dict(columns)]
+                if extra:
+                    columns = (*columns, *extra)
+                    incoming = _conform(incoming, columns)
+                    existing = _conform(existing, columns)
+            merged, landed = _merge(spec, existing, incoming.reset_index(drop=True))
+            if existing is not None and _same_content(spec, existing, merged):
+                return _Outcome(False, landed, len(existing), corrupt_path)
+            self._put_table(spec, path, merged, columns)
+            return _Outcome(True, landed, len(merged), corrupt_path)
+
+    def _put_table(
+        self, spec: _Spec, path: str, frame: pd.DataFrame, columns: Sequence[tuple[str, str]]
+    ) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schema = _arrow_schema(spec, columns)
+        table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, **_parquet_options(columns))
+        self._put(path, sink.getvalue().to_pybytes())
+
+    def _put(self, path: str, body: bytes) -> None:
+        """Make `path` hold `body`, all or nothing."""
+        if not self._local:
+            self._guard(self._put_remote, path, body)
+            return
+        final = Path(path)
+        # Hidden and not *.parquet: globbing readers and hive discovery never pick it up.
+        temp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            with temp.open("xb") as handle:
+                handle.write(body)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, final)  # noqa: PTH105 - atomic; tests patch os.replace
+        except OSError as err:
+            temp.unlink(missing_ok=True)
+            raise ArchiveError(self.root, _describe(err, self._secrets)) from err
+
+    def _put_remote(self, path: str, body: bytes) -> None:
+        # A single PUT: the object appears whole or not at all.
+        with self._fs.open_output_stream(path) as out:
+            out.write(body)
+
+    def _quarantine(self, path: str) -> str:
+        """Rename an unreadable partition file to *.corrupt, never overwriting an older one."""
+        target = path + CORRUPT_SUFFIX
+        if self._exists(target):
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+            target = f"{path}.{stamp}{CORRUPT_SUFFIX}"
+        if self._local:
+            try:
+                os.replace(path, target)  # noqa: PTH105 - same call as the atomic write
+            except OSError as err:
+                raise ArchiveError(self.root, _describe(err, self._secrets)) from err
+        else:
+            self._guard(self._fs.move, path, target)
+        return target
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def _load(
+        self, spec: _Spec, path: str, columns: Sequence[tuple[str, str]]
+    ) -> pd.DataFrame | None:
+        """The partition's rows (stored columns), None when absent.
+
+        Bytes are fetched first, so I/O failures (ArchiveError) and unreadable content
+        (CorruptPartitionError) are told apart.
+        """
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        data = self._fetch(path)
+        if data is None:
+            return None
+        try:
+            table = pq.read_table(pa.BufferReader(data))
+            frame = table.to_pandas()
+            known = dict(columns)
+            extra = tuple((c, _F64) for c in frame.columns if c not in known and spec is GRID_MIX)
+            return _conform(frame, (*columns, *extra))
+        except Exception as err:  # anything from parsing in-memory bytes means corrupt
+            raise CorruptPartitionError(self.root, _describe(err, self._secrets), path) from err
+
+    def _fetch(self, path: str) -> bytes | None:
+        if self._local:
+            try:
+                return Path(path).read_bytes()
+            except FileNotFoundError:
+                return None
+            except OSError as err:
+                raise ArchiveError(self.root, _describe(err, self._secrets)) from err
+        try:
+            with self._fs.open_input_stream(path) as stream:
+                data: bytes = stream.read()
+                return data
+        except FileNotFoundError:
+            return None
+        except Exception as err:
+            raise ArchiveError(self.root, _describe(err, self._secrets)) from err
+
+    # -- filesystem helpers -----------------------------------------------------------------
+
+    def _join(self, *parts: str) -> str:
+        if parts and parts[0].startswith(self._base):
+            return "/".join(parts)
+        return "/".join((self._base, *parts))
+
+    def _lock_key(self, path: str) -> str:
+        if self._local:
+            return os.path.realpath(path)
+        return f"{type(self._fs).__name__}:{path}"
+
+    def _guard(self, func: Any, *args: Any) -> Any:
+        """Run a filesystem call; any failure becomes an ArchiveError without secrets."""
+        try:
+            return func(*args)
+        except ArchiveError:
+            raise
+        except Exception as err:
+            raise ArchiveError(self.root, _describe(err, self._secrets)) from err
+
+    def _exists(self, path: str) -> bool:
+        if self._local:
+            return Path(path).exists()
+        from pyarrow import fs as pafs
+
+        info = self._guard(self._fs.get_file_info, path)
+        return bool(info.type != pafs.FileType.NotFound)
+
+    def _delete(self, path: str) -> None:
+        if self._local:
+            Path(path).unlink()
+        else:
+            self._fs.delete_file(path)
+
+    def _list(self, folder: str, *, recursive: bool) -> list[tuple[str, bool]]:
+        """(path, is_file) under `folder`; a missing folder is empty."""
+        if self._local:
+            if not Path(folder).is_dir():
+                return []
+            try:
+                if not recursive:
+                    with os.scandir(folder) as entries:
+                        return [(e.path, e.is_file()) for e in entries]
+                found: list[tuple[str, bool]] = []
+                for dirpath, dirnames, filenames in Path(folder).walk():
+                    found.extend((str(dirpath / d), False) for d in dirnames)
+                    found.extend((str(dirpath / f), True) for f in filenames)
+            except OSError as err:
+                raise ArchiveError(self.root, _describe(err, self._secrets)) from err
+            return found
+        from pyarrow import fs as pafs
+
+        selector = pafs.FileSelector(folder, recursive=recursive, allow_not_found=True)
+        infos = self._guard(self._fs.get_file_info, selector)
+        return [(info.path, info.type == pafs.FileType.File) for info in infos]
+
+    def _list_dirs(self, folder: str) -> list[str]:
+        if self._local:
+            return sorted(
+                path for path, is_file in self._list(folder, recursive=False) if not is_file
+            )
+        # Object stores have no directories: derive them from the keys one level down.
+        prefix = folder.rstrip("/") + "/"
+        names = {
+            path[len(prefix) :].split("/", 1)[0]
+            for path, _ in self._list(folder, recursive=True)
+            if path.startswith(prefix) and "/" in path[len(prefix) :]
+        }
+        return sorted(prefix + name for name in names)
+
+    def _list_files(self, folder: str) -> list[str]:
+        return sorted(path for path, is_file in self._list(folder, recursive=True) if is_file)
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    written: bool
+    landed: int
+    total: int
+    corrupt: str | None
+
+
+def _merge(
+    spec: _Spec, existing: pd.DataFrame | None, incoming: pd.DataFrame
+) -> tuple[pd.DataFrame, int]:
+    """Existing plus incoming rows, one per key; returns (rows, incoming rows that landed).
+
+    The newer `ingested_at` wins; on a tie the incoming row, and among incoming duplicates the
+    later one. That is how a late correction replaces a reading and a stale re-fetch does not.
+    """
+    import numpy as np
+    import pandas as pd
+
+    key = list(spec.key)
+    parts = []
+    if existing is not None and len(existing):
+        parts.append(existing.assign(_src=0, _seq=np.arange(len(existing))))
+    parts.append(incoming.assign(_src=1, _seq=np.arange(len(incoming))))
+    combined = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    order = [*key, "ingested_at", "_src", "_seq"] if spec.versioned else [*key, "_src", "_seq"]
+    combined = combined.sort_values(order, kind="stable", na_position="first")
+    winners = combined.drop_duplicates(key, keep="last")
+    landed = int((winners["_src"] == 1).sum())
+    result = winners.drop(columns=["_src", "_seq"])
+    result = result.sort_values(list(spec.sort_by), kind="stable", na_position="first")
+    return result.reset_index(drop=True), landed
+
+
+def _same_content(spec: _Spec, existing: pd.DataFrame, merged: pd.DataFrame) -> bool:
+    """True when the merge changed nothing but `ingested_at` (so the file need not be rewritten)."""
+    if len(existing) != len(merged) or list(existing.columns) != list(merged.columns):
+        return False
+    drop = ["ingested_at"] if spec.versioned else []
+    left = existing.sort_values(list(spec.key), kind="stable").drop(columns=drop)
+    right = merged.sort_values(list(spec.key), kind="stable").drop(columns=drop)
+    return bool(left.reset_index(drop=True).equals(right.reset_index(drop=True)))
+
+
+def _parquet_options(columns: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """zstd; dictionaries for repeated strings and values; delta for timestamps."""
+    timestamps = [name for name, kind in columns if kind == _TS]
+    return {
+        "compression": "zstd",
+        "compression_level": ZSTD_LEVEL,
+        "use_dictionary": [name for name, kind in columns if kind != _TS],
+        "column_encoding": dict.fromkeys(timestamps, "DELTA_BINARY_PACKED"),
+        "coerce_timestamps": "us",
+        "write_statistics": True,
+    }
+
+
+def _describe_text(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _remove_empty_dirs(folder: str) -> None:
+    """Drop directories left empty by a purge (local only; object stores have none)."""
+    top = Path(folder)
+    for dirpath, _dirnames, _filenames in top.walk(top_down=False):
+        if dirpath != top:
+            with suppress(OSError):
+                dirpath.rmdir()
