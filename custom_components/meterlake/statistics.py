@@ -1,0 +1,493 @@
+"""Long-term statistics for the Energy dashboard (DESIGN.md, "Long-term statistics contract").
+
+Every meter becomes external statistics `meterlake:<meter>_consumption`, `_cost` (in its
+currency) and, for meters read by volume, `_energy` in kWh. Rows are hourly on UTC hours.
+
+No state is kept in memory: each import re-anchors on what the recorder already holds. The sum
+of the hour before the earliest hour of the frame is read back, the frame's hours are
+re-accumulated from it, and every stored hour after them is shifted by the difference a
+correction made. Only rows whose `state` or `sum` actually change are sent, in chunks sized so
+that one recorder job stays around a second and the recorder keeps writing states in between.
+
+Unknown values (NaN cost because no rate covered an interval, or an hour where any interval
+lacks the quantity) are never turned into numbers: such an hour gets no row of its own, it adds
+nothing to the running sum, and an hour already stored keeps the change it had. When the
+value becomes known the hour is written and every later sum moves with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+import logging
+import re
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+from homeassistant.components.recorder.models import (
+    StatisticData,
+    StatisticMeanType,
+    StatisticMetaData,
+)
+from homeassistant.components.recorder.statistics import (
+    async_add_external_statistics,
+    get_last_statistics,
+    get_metadata,
+    statistic_during_period,
+    statistics_during_period,
+    valid_statistic_id,
+)
+from homeassistant.helpers.recorder import get_instance
+from homeassistant.util import slugify
+from homeassistant.util.hass_dict import HassKey
+from homeassistant.util.unit_conversion import EnergyConverter, VolumeConverter
+
+from .const import DOMAIN
+
+if TYPE_CHECKING:
+    from homeassistant.core import HomeAssistant
+    import numpy as np
+    import numpy.typing as npt
+    import pandas as pd
+
+    from .sources.base import MeterInfo
+
+_LOGGER = logging.getLogger(__name__)
+
+SUFFIX_CONSUMPTION: Final = "consumption"
+SUFFIX_COST: Final = "cost"
+SUFFIX_ENERGY: Final = "energy"
+SUFFIXES: Final = (SUFFIX_CONSUMPTION, SUFFIX_COST, SUFFIX_ENERGY)
+
+# One recorder job: the recorder checks and writes row by row (~0.5 ms each on a small host).
+# The first chunk is small; later ones are sized from the time the previous one took.
+DEFAULT_JOB_SECONDS: Final = 1.0
+FIRST_CHUNK_ROWS: Final = 500
+MIN_CHUNK_ROWS: Final = 100
+MAX_CHUNK_ROWS: Final = 20_000
+
+_OBJECT_ID = re.compile(r"[a-z0-9]+(?:_[a-z0-9]+)*")
+_ALNUM = re.compile(r"[^\W_]")
+_LOCKS: HassKey[dict[str, asyncio.Lock]] = HassKey(f"{DOMAIN}_statistics_locks")
+
+
+@dataclass(frozen=True, slots=True)
+class StatisticsImport:
+    """What one import sent to the recorder.
+
+    `hours_written` is the largest number of hourly rows sent for one statistic, `first_hour`
+    and `last_hour` bound the rows sent (None when nothing changed), `statistic_ids` are the
+    statistics this meter has after the import.
+    """
+
+    meter: str
+    hours_written: int
+    first_hour: datetime | None
+    last_hour: datetime | None
+    statistic_ids: tuple[str, ...]
+
+
+def statistic_id(meter_key: str, suffix: str) -> str:
+    """Return `meterlake:<meter>_<suffix>`, slugified when the key is not a valid object id."""
+    if not _ALNUM.search(meter_key) or not _ALNUM.search(suffix):
+        raise ValueError(f"No valid statistic id for meter {meter_key!r} and {suffix!r}")
+    object_id = f"{meter_key}_{suffix}"
+    if not _OBJECT_ID.fullmatch(object_id):
+        object_id = slugify(object_id, separator="_")
+    candidate = f"{DOMAIN}:{object_id}"
+    if not object_id or not _OBJECT_ID.fullmatch(object_id) or not valid_statistic_id(candidate):
+        raise ValueError(f"No valid statistic id for meter {meter_key!r} and {suffix!r}")
+    return candidate
+
+
+@dataclass(frozen=True, slots=True)
+class _Series:
+    """One statistic's hourly values from the interval table (epoch seconds, known mask)."""
+
+    suffix: str
+    unit: str
+    unit_class: str | None
+    hours: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]
+    known: npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True, slots=True)
+class _Buckets:
+    """What the executor made of the frame: its hour range and one series per statistic."""
+
+    first_hour: datetime
+    last_hour: datetime
+    series: tuple[_Series, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """What the recorder holds for one statistic from the frame's first hour on."""
+
+    exists: bool
+    anchor: float
+    hours: list[int]
+    sums: list[float | None]
+    states: list[float | None]
+
+
+def _unit_class(unit: str) -> str | None:
+    """EnergyConverter or VolumeConverter unit class of `unit`, None for anything else."""
+    if unit in EnergyConverter.VALID_UNITS:
+        return EnergyConverter.UNIT_CLASS
+    if unit in VolumeConverter.VALID_UNITS:
+        return VolumeConverter.UNIT_CLASS
+    return None
+
+
+def _lock(hass: HomeAssistant, meter_key: str) -> asyncio.Lock:
+    """One lock per meter, so a poll and a rebuild never interleave their reads and writes."""
+    locks = hass.data.setdefault(_LOCKS, {})
+    if (lock := locks.get(meter_key)) is None:
+        lock = locks[meter_key] = asyncio.Lock()
+    return lock
+
+
+def _epoch_seconds(values: Any) -> npt.NDArray[np.int64]:
+    """Epoch seconds of a tz-aware datetime column or index (any resolution)."""
+    import numpy as np
+    import pandas as pd
+
+    index = pd.DatetimeIndex(values)
+    if index.tz is None:
+        index = index.tz_localize(UTC)
+    return index.tz_convert(None).as_unit("s").to_numpy().astype(np.int64)
+
+
+def _resolve_overlaps(frame: pd.DataFrame) -> pd.DataFrame:
+    """Keep one row per start: around a replacement the meter installed later wins."""
+    if not frame["start"].duplicated().any():
+        return frame
+    if "serial" in frame.columns:
+        installed = frame.groupby("serial", dropna=False)["start"].transform("min")
+    else:
+        installed = frame["start"]
+    ranked = frame.assign(_installed=installed, _order=range(len(frame)))
+    ranked = ranked.sort_values(["start", "_installed", "_order"], kind="stable")
+    return ranked.drop_duplicates("start", keep="last").drop(columns=["_installed", "_order"])
+
+
+def _standing_by_hour(
+    meter_key: str, standing: pd.DataFrame, time_zone: str
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """Each local day's charge, placed in the UTC hour holding that day's local midnight."""
+    import numpy as np
+    import pandas as pd
+
+    rows = standing
+    if "meter" in rows.columns:
+        rows = rows[rows["meter"] == meter_key]
+    rows = rows[rows["charge"].notna()]
+    if rows.empty:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+    days = pd.to_datetime(pd.Series([_as_date(day) for day in rows["day"]]))
+    # An ambiguous midnight is the first one (still summer time): the day starts there.
+    summer = np.ones(len(days), dtype=np.bool_)
+    midnight = days.dt.tz_localize(time_zone, nonexistent="shift_forward", ambiguous=summer)
+    hours = _epoch_seconds(midnight.dt.tz_convert(UTC).dt.floor("h"))
+    charges = (
+        pd.Series(rows["charge"].to_numpy(dtype=np.float64), index=hours).groupby(level=0).sum()
+    )
+    return (
+        np.asarray(charges.index, dtype=np.int64),
+        np.asarray(charges.to_numpy(), dtype=np.float64),
+    )
+
+
+def _as_date(value: Any) -> date:
+    """A standing-charge `day` as a date (date, datetime or ISO string)."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def _bucket(
+    meter: MeterInfo,
+    intervals: pd.DataFrame,
+    standing: pd.DataFrame | None,
+    standing_charge_in_cost: bool,
+    time_zone: str,
+) -> _Buckets | None:
+    """Sum the meter's intervals into UTC hours, one series per statistic (executor)."""
+    import numpy as np
+    import pandas as pd
+
+    from .analytics.intervals import hourly_buckets
+
+    frame = intervals
+    if "meter" in frame.columns:
+        frame = frame[frame["meter"] == meter.key]
+    if frame.empty:
+        return None
+    frame = _resolve_overlaps(frame)
+
+    def column(name: str) -> pd.Series:
+        if name not in frame.columns:
+            return pd.Series(np.nan, index=frame.index, dtype="float64")
+        values = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+        # Export is its own meter with positive sums, whatever sign the source uses.
+        return values.abs() if meter.is_export else values
+
+    value, cost, energy = column("value"), column("cost"), column("energy_kwh")
+    work = pd.DataFrame(
+        {
+            "meter": meter.key,
+            "start": frame["start"],
+            "end": frame["end"] if "end" in frame.columns else pd.NaT,
+            "value": value,
+            "value_known": value.notna().astype("float64"),
+            "cost": cost,
+            "cost_known": cost.notna().astype("float64"),
+            "energy_kwh": energy,
+            "energy_kwh_known": energy.notna().astype("float64"),
+        }
+    )
+    hourly = hourly_buckets(
+        work,
+        columns=("value", "value_known", "cost", "cost_known", "energy_kwh", "energy_kwh_known"),
+        cadence_minutes=None,
+    )
+    hourly = hourly.sort_values("hour")
+    hours = _epoch_seconds(hourly["hour"])
+    count = hourly["count"].to_numpy(dtype=np.float64)
+
+    def series(name: str) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+        values = hourly[name].to_numpy(dtype=np.float64)
+        known = (hourly[f"{name}_known"].to_numpy(dtype=np.float64) >= count) & (count > 0)
+        return np.where(known, values, 0.0), known
+
+    out: list[_Series] = []
+    values, known = series("value")
+    out.append(
+        _Series(SUFFIX_CONSUMPTION, meter.unit, _unit_class(meter.unit), hours, values, known)
+    )
+
+    currency = meter.currency or _single_currency(frame)
+    if currency:
+        values, known = series("cost")
+        cost_hours = hours
+        if standing_charge_in_cost and standing is not None and not standing.empty:
+            charge_hours, charges = _standing_by_hour(meter.key, standing, time_zone)
+            inside = (charge_hours >= hours[0]) & (charge_hours <= hours[-1])
+            charge_hours, charges = charge_hours[inside], charges[inside]
+            if len(charge_hours):
+                cost_hours = np.union1d(hours, charge_hours)
+                at = np.searchsorted(cost_hours, hours)
+                merged = np.zeros(len(cost_hours), dtype=np.float64)
+                merged_known = np.ones(len(cost_hours), dtype=np.bool_)
+                merged[at] = values
+                merged_known[at] = known
+                merged[np.searchsorted(cost_hours, charge_hours)] += charges
+                values, known = merged, merged_known
+        out.append(_Series(SUFFIX_COST, currency, None, cost_hours, values, known))
+
+    if meter.unit in VolumeConverter.VALID_UNITS:
+        values, known = series("energy_kwh")
+        out.append(_Series(SUFFIX_ENERGY, "kWh", EnergyConverter.UNIT_CLASS, hours, values, known))
+
+    return _Buckets(
+        first_hour=datetime.fromtimestamp(int(hours[0]), UTC),
+        last_hour=datetime.fromtimestamp(int(hours[-1]), UTC),
+        series=tuple(out),
+    )
+
+
+def _single_currency(frame: pd.DataFrame) -> str | None:
+    """The frame's currency when every row agrees on one, else None."""
+    if "currency" not in frame.columns:
+        return None
+    found = frame["currency"].dropna().unique()
+    return str(found[0]) if len(found) == 1 else None
+
+
+def _read_stored(hass: HomeAssistant, ids: list[str], first_hour: datetime) -> dict[str, _Stored]:
+    """Anchor sums and stored rows from `first_hour` on (recorder executor, never the loop)."""
+    metadata = get_metadata(hass, statistic_ids=set(ids))
+    present = [stat_id for stat_id in ids if stat_id in metadata]
+    rows: dict[str, list[Any]] = {}
+    if present:
+        rows = dict(
+            statistics_during_period(
+                hass, first_hour, None, set(present), "hour", None, {"sum", "state"}
+            )
+        )
+    stored: dict[str, _Stored] = {}
+    for stat_id in ids:
+        if stat_id not in metadata:
+            stored[stat_id] = _Stored(False, 0.0, [], [], [])
+            continue
+        # Newest stored sum strictly before first_hour: the sum this import continues from.
+        before = statistic_during_period(hass, None, first_hour, stat_id, {"change"}, None)
+        anchor = before.get("change")
+        found = rows.get(stat_id, [])
+        stored[stat_id] = _Stored(
+            exists=True,
+            anchor=float(anchor) if anchor is not None else 0.0,
+            hours=[round(row["start"]) for row in found],
+            sums=[row.get("sum") for row in found],
+            states=[row.get("state") for row in found],
+        )
+    return stored
+
+
+def _changed_rows(series: _Series, stored: _Stored) -> list[StatisticData]:
+    """Rows whose state or sum differ from what is stored, continuing from the stored anchor.
+
+    The frame's known hours are accumulated one by one (the same left fold every run, so an
+    unchanged hour reproduces its stored sum bit for bit); a stored hour the frame does not
+    know keeps its own change and moves by the difference accumulated so far.
+    """
+    known_hours = series.hours[series.known].tolist()
+    known_values = series.values[series.known].tolist()
+    fresh = dict(zip(known_hours, known_values, strict=True))
+    old = {
+        hour: (total, state)
+        for hour, total, state in zip(stored.hours, stored.sums, stored.states, strict=True)
+        if total is not None
+    }
+    running = stored.anchor
+    previous_old = stored.anchor
+    out: list[StatisticData] = []
+    for hour in sorted(fresh.keys() | old.keys()):
+        value = fresh.get(hour)
+        kept = old.get(hour)
+        if value is not None:
+            running += value
+            state = value
+        else:
+            assert kept is not None
+            running = kept[0] + (running - previous_old)
+            state = kept[1] if kept[1] is not None else 0.0
+        if kept is not None:
+            previous_old = kept[0]
+            if kept[0] == running and kept[1] == state:
+                continue
+        out.append(StatisticData(start=datetime.fromtimestamp(hour, UTC), state=state, sum=running))
+    return out
+
+
+def _metadata(meter: MeterInfo, series: _Series, stat_id: str) -> StatisticMetaData:
+    """Recorder metadata of one statistic (sum only, no mean)."""
+    return StatisticMetaData(
+        mean_type=StatisticMeanType.NONE,
+        has_sum=True,
+        name=f"{meter.name} {series.suffix}",
+        source=DOMAIN,
+        statistic_id=stat_id,
+        unit_class=series.unit_class,
+        unit_of_measurement=series.unit,
+    )
+
+
+def _plan(
+    meter: MeterInfo, buckets: _Buckets, stored: dict[str, _Stored]
+) -> list[tuple[StatisticMetaData, list[StatisticData]]]:
+    """Rows to send per statistic (executor: building ~10^5 dicts is not loop work)."""
+    plan: list[tuple[StatisticMetaData, list[StatisticData]]] = []
+    for series in buckets.series:
+        stat_id = statistic_id(meter.key, series.suffix)
+        previous = stored[stat_id]
+        if series.suffix != SUFFIX_CONSUMPTION and not series.known.any() and not previous.exists:
+            # No cost (or energy) known yet and none stored: do not create an empty statistic.
+            continue
+        plan.append((_metadata(meter, series, stat_id), _changed_rows(series, previous)))
+    return plan
+
+
+async def _async_send(
+    hass: HomeAssistant,
+    metadata: StatisticMetaData,
+    rows: list[StatisticData],
+    job_seconds: float,
+) -> None:
+    """Send rows in chunks, waiting for each so other recorder work runs between them."""
+    instance = get_instance(hass)
+    size = FIRST_CHUNK_ROWS
+    position = 0
+    while position < len(rows):
+        chunk = rows[position : position + size]
+        started = time.monotonic()
+        async_add_external_statistics(hass, metadata, chunk)
+        await instance.async_block_till_done()
+        elapsed = max(time.monotonic() - started, 1e-3)
+        position += len(chunk)
+        target = int(len(chunk) * job_seconds / elapsed)
+        size = max(MIN_CHUNK_ROWS, min(MAX_CHUNK_ROWS, 2 * len(chunk), target))
+
+
+async def async_import_meter(
+    hass: HomeAssistant,
+    meter: MeterInfo,
+    intervals: pd.DataFrame,
+    *,
+    standing: pd.DataFrame | None = None,
+    standing_charge_in_cost: bool = False,
+    time_zone: str = "UTC",
+    job_seconds: float = DEFAULT_JOB_SECONDS,
+) -> StatisticsImport:
+    """Bring the meter's statistics in line with `intervals` and return what was sent.
+
+    `intervals` holds this meter's rows of the interval table from a whole UTC hour up to the
+    newest data; every stored hour after it is shifted so sums stay continuous. The recorder
+    must be processing its queue (Home Assistant started): call this from a background task,
+    not from a config entry's first refresh.
+    """
+    async with _lock(hass, meter.key):
+        buckets = await hass.async_add_executor_job(
+            _bucket, meter, intervals, standing, standing_charge_in_cost, time_zone
+        )
+        if buckets is None:
+            return StatisticsImport(meter.key, 0, None, None, ())
+        ids = [statistic_id(meter.key, series.suffix) for series in buckets.series]
+        stored = await get_instance(hass).async_add_executor_job(
+            _read_stored, hass, ids, buckets.first_hour
+        )
+        plan = await hass.async_add_executor_job(_plan, meter, buckets, stored)
+        written = 0
+        first: datetime | None = None
+        last: datetime | None = None
+        for metadata, rows in plan:
+            if not rows:
+                continue
+            await _async_send(hass, metadata, rows, job_seconds)
+            written = max(written, len(rows))
+            first = rows[0]["start"] if first is None else min(first, rows[0]["start"])
+            last = rows[-1]["start"] if last is None else max(last, rows[-1]["start"])
+        _LOGGER.debug("Statistics of %s: %s hourly rows sent", meter.key, written)
+        return StatisticsImport(
+            meter=meter.key,
+            hours_written=written,
+            first_hour=first,
+            last_hour=last,
+            statistic_ids=tuple(metadata["statistic_id"] for metadata, _rows in plan),
+        )
+
+
+async def async_clear_meter(hass: HomeAssistant, meter: MeterInfo) -> None:
+    """Delete every statistic of the meter (rebuild from scratch) and wait until it is done."""
+    ids = [statistic_id(meter.key, suffix) for suffix in SUFFIXES]
+    async with _lock(hass, meter.key):
+        instance = get_instance(hass)
+        instance.async_clear_statistics(ids)
+        await instance.async_block_till_done()
+
+
+async def async_last_imported_hour(hass: HomeAssistant, meter: MeterInfo) -> datetime | None:
+    """Start of the newest hour stored for the meter's consumption statistic."""
+    stat_id = statistic_id(meter.key, SUFFIX_CONSUMPTION)
+    last = await get_instance(hass).async_add_executor_job(
+        get_last_statistics, hass, 1, stat_id, False, {"sum"}
+    )
+    rows = last.get(stat_id)
+    if not rows:
+        return None
+    return datetime.fromtimestamp(rows[0]["start"], UTC)
