@@ -446,3 +446,21 @@ def test_period_totals() -> None:
     assert june_first["month"] == {"value": 24.0, "cost": 12.0}
     assert totals["m2"]["today"] == {"value": None, "cost": None}
     assert iv.period_totals(iv.empty_intervals(), "UTC", today=date(2024, 1, 1)) == {}
+
+
+def test_mixed_offset_and_naive_strings_in_one_column() -> None:
+    # pandas alone would read the naive strings with the offset of the string before them
+    rows = [
+        {"start": "2024-03-29T00:00:00+01:00", "end": "2024-03-29T00:30:00+01:00", "value": 1},
+        {"start": "2024-03-29T00:30:00", "end": "2024-03-29T01:00:00", "value": 2},
+        {"start": "20240329T013000Z", "end": "20240329T020000Z", "value": 3},
+        {"start": "2024-03-29T02:00:00", "end": "2024-03-29T02:30:00", "value": 4},
+    ]
+    paris = norm(rows, naive_tz="Europe/Paris")
+    assert paris.rejected.empty
+    assert starts(paris.frame) == [
+        utc(2024, 3, 28, 23, 0),
+        utc(2024, 3, 28, 23, 30),
+        utc(2024, 3, 29, 1, 30),
+        utc(2024, 3, 29, 1, 0),
+    ]

@@ -297,12 +297,47 @@ def _parse_strings(items: npt.NDArray[Any]) -> tuple[I64, I64]:
         ),
         dtype=bool,
     )
-    # utc=True reads naive strings as UTC, which is their wall time: localized by the caller.
-    parsed = pd.to_datetime(
-        pd.Series(items, dtype=object), format="ISO8601", utc=True, errors="coerce"
-    )
-    ns = _i8(pd.DatetimeIndex(parsed))
-    return np.where(has_offset, ns, NAT), np.where(has_offset, NAT, ns)
+    # Parse the two kinds apart: given a mix, pandas applies the last offset it saw to the
+    # naive strings that follow.
+    utc = np.full(n, NAT, dtype=np.int64)
+    wall = np.full(n, NAT, dtype=np.int64)
+    if has_offset.any():
+        parsed = pd.to_datetime(
+            pd.Series(items[has_offset], dtype=object), format="ISO8601", utc=True, errors="coerce"
+        )
+        utc[has_offset] = _i8(pd.DatetimeIndex(parsed))
+    naive = ~has_offset & np.asarray(pd.notna(items), dtype=bool)
+    if naive.any():
+        utc[naive], wall[naive] = _parse_naive_strings(items[naive])
+    return utc, wall
+
+
+def _parse_naive_strings(items: npt.NDArray[Any]) -> tuple[I64, I64]:
+    """(UTC, wall) ns of strings the offset pattern saw as naive.
+
+    The odd one with an offset in a form the pattern does not know (e.g. ISO basic format) is
+    parsed one by one and goes to UTC.
+    """
+    none = np.full(len(items), NAT, dtype=np.int64)
+    parsed = pd.to_datetime(pd.Series(items, dtype=object), format="ISO8601", errors="coerce")
+    if pd.api.types.is_datetime64_dtype(parsed.dtype) and not isinstance(
+        parsed.dtype, pd.DatetimeTZDtype
+    ):
+        return none, _i8(pd.DatetimeIndex(parsed))
+    utc = none.copy()
+    wall = none.copy()
+    for i, item in enumerate(items):
+        try:
+            stamp = pd.Timestamp(item)
+        except ValueError, OverflowError:
+            continue
+        if pd.isna(stamp):
+            continue
+        if stamp.tzinfo is None:
+            wall[i] = stamp.as_unit("ns").value
+        else:
+            utc[i] = stamp.tz_convert(UTC).as_unit("ns").value
+    return utc, wall
 
 
 def _parse_times(column: pd.Series, naive_tz: str) -> I64:
