@@ -337,8 +337,8 @@ def _describe(err: BaseException, secrets: Sequence[str] = ()) -> str:
         text = text.replace(secret, "***")
     text = re.sub(r"(://)[^/@\s]*:[^/@\s]*@", r"\1***@", text)
     text = " ".join(text.split())
-    if len(text) > 240:
-        text = text[:237] + "..."
+    if len(text) > 400:
+        text = text[:397] + "..."
     return f"{type(err).__name__}: {text}"
 
 
@@ -531,8 +531,8 @@ class Archive:
     def purge_raw(self, keep_days: int, now: datetime) -> int:
         """Remove raw responses from days before `now - keep_days` (by path date, UTC)."""
         cutoff = (now.astimezone(UTC) - timedelta(days=max(keep_days, 0))).date()
-        removed = 0
         raw_root = self._join("raw")
+        expired: dict[str, int] = {}  # day folder -> files in it
         for path in self._list_files(raw_root):
             parts = PurePosixPath(path[len(raw_root) :].lstrip("/")).parts
             if len(parts) != 5:
@@ -542,11 +542,20 @@ class Archive:
             except ValueError:
                 continue
             if day < cutoff:
-                self._guard(self._delete, path)
-                removed += 1
-        if self._local and removed:
-            _remove_empty_dirs(raw_root)
-        return removed
+                if self._local:
+                    self._guard(self._delete, path)
+                folder = path.rsplit("/", 1)[0]
+                expired[folder] = expired.get(folder, 0) + 1
+        if self._local:
+            if expired:
+                _remove_empty_dirs(raw_root)
+        else:
+            # One call per day. pyarrow then leaves an empty "<month>/" directory marker
+            # object (its emulation of directories); deleting file by file would leave one
+            # per day instead. Readers ignore these zero-byte keys.
+            for folder in expired:
+                self._guard(self._fs.delete_dir, folder)
+        return sum(expired.values())
 
     def read_intervals(
         self,
@@ -762,11 +771,11 @@ class Archive:
 
     def _put_remote(self, path: str, body: bytes) -> None:
         # A single PUT: the object appears whole or not at all.
-        with self._fs.open_output_stream(path) as out:
+        with self._fs.open_output_stream(path, compression=None) as out:
             out.write(body)
 
     def _quarantine(self, path: str) -> str:
-        """Rename an unreadable partition file to *.corrupt, never overwriting an older one."""
+        """Keep an unreadable partition file as *.corrupt for the user, never over an older one."""
         target = path + CORRUPT_SUFFIX
         if self._exists(target):
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -777,7 +786,9 @@ class Archive:
             except OSError as err:
                 raise ArchiveError(self.root, _describe(err, self._secrets)) from err
         else:
-            self._guard(self._fs.move, path, target)
+            # Copy, then let the rebuilt partition overwrite the original: a move would delete
+            # it, and pyarrow then leaves a directory marker object behind.
+            self._guard(self._fs.copy_file, path, target)
         return target
 
     # -- reading ----------------------------------------------------------------------------
@@ -814,7 +825,7 @@ class Archive:
             except OSError as err:
                 raise ArchiveError(self.root, _describe(err, self._secrets)) from err
         try:
-            with self._fs.open_input_stream(path) as stream:
+            with self._fs.open_input_stream(path, compression=None) as stream:
                 data: bytes = stream.read()
                 return data
         except FileNotFoundError:
