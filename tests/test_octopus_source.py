@@ -699,6 +699,41 @@ async def test_500_until_budget_spent(
     assert KEY not in str(error) and "1098765432109" not in str(error)
 
 
+async def test_rates_unavailable_keeps_rows_unpriced(
+    hass: HomeAssistant, aioclient_mock: AiohttpClientMocker
+) -> None:
+    mock_account(aioclient_mock)
+    aioclient_mock.get(
+        consumption_url("electricity", "1098765432109", NEW), json=fx("export_consumption")
+    )
+    product = "OUTGOING-FIX-12M-19-05-13"
+    rates_url = tariff_url(product, OUTGOING, "standard-unit-rates")
+    aioclient_mock.get(rates_url, status=502)
+    meters = meters_of(fx("account"))
+    source = make_source(hass, meters, now=Clock(datetime(2026, 6, 2, 9, tzinfo=UTC)))
+    with pytest.raises(OctopusPartialFetchError) as caught:
+        await source.async_fetch(meters[1], t("2026-06-01 11:00"), t("2026-06-01 12:00"))
+    partial = caught.value.partial
+    assert partial is not None
+    assert partial.intervals["value"].tolist() == pytest.approx([1.2, 1.35])
+    assert partial.intervals["cost"].isna().all() and partial.unrated == 2
+    # The rows are kept, but the watermark stays so that the next poll prices them.
+    assert partial.complete_until is None
+    assert len(calls_to(aioclient_mock, rates_url)) == 4
+
+
+async def test_empty_window_makes_no_request(
+    hass: HomeAssistant, aioclient_mock: AiohttpClientMocker
+) -> None:
+    meters = meters_of(fx("account"))
+    source = make_source(hass, meters)
+    result = await source.async_fetch(meters[0], END, END)
+    assert result.intervals.empty and result.complete_until is None
+    assert aioclient_mock.call_count == 0
+    with pytest.raises(ValueError, match="timezone-aware"):
+        await source.async_fetch(meters[0], datetime(2026, 3, 28), datetime(2026, 3, 29))
+
+
 async def test_failure_after_pages_keeps_what_was_read(
     hass: HomeAssistant, aioclient_mock: AiohttpClientMocker
 ) -> None:
@@ -785,3 +820,28 @@ async def test_raw_payloads_are_scrubbed(
     for secret in (KEY, ACCOUNT, "1012345678901", NEW, OLD):
         assert secret not in text
     assert "/meters/***/consumption/" in text
+
+
+async def test_create_source_from_entry_data(hass: HomeAssistant) -> None:
+    from custom_components.meterlake.sources.base import SourceContext
+    from custom_components.meterlake.sources.octopus import create_source
+
+    meters = meters_of(fx("account"))
+    context = SourceContext(
+        session=async_get_clientsession(hass),
+        executor=hass.async_add_executor_job,
+        data={
+            "source": "octopus",
+            "api_key": KEY,
+            "account_number": ACCOUNT,
+            "meters": [meter_config(m) for m in meters],
+        },
+        options={"gas_calorific_value": 39.2, "tariff_overrides": {GAS: "g-1r-var-22-11-01-c"}},
+    )
+    source = create_source(context)
+    assert source.supplier == "octopus" and source.update_interval == timedelta(minutes=30)
+    assert [m.key for m in source.meters] == [IMPORT, EXPORT, GAS]
+    assert source.meters[2].unit == "m³"
+    assert source.meters[2].extra["tariff_override"] == GAS_TARIFF
+    assert source.meters[0] == meters[0]
+    assert source._calorific_value == 39.2

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
@@ -212,6 +212,12 @@ class OctopusSource:
         """Fetch, de-duplicate and price the intervals of `meter` that start in [start, end)."""
         if meter.supplier != SUPPLIER or not meter.extra.get("point"):
             raise SourceError("octopus: not an Octopus meter")
+        if start.tzinfo is None or end.tzinfo is None:
+            raise ValueError("start and end must be timezone-aware")
+        if start >= end:
+            return OctopusFetchResult(
+                intervals=await self._executor(_empty_intervals), complete_until=None
+            )
         client = self._client(keep_raw=True)
         ingested = self._now()
         reads, failure = await self._read_consumption(client, meter, start, end)
@@ -245,7 +251,11 @@ class OctopusSource:
                 meter=meter,
                 frame=prepared.frame,
                 agreements=agreements,
-                caches=list(self._tariffs.values()),
+                # Copies: another fetch may refresh a cache while this one runs in a thread.
+                caches=[
+                    replace(c, rates=dict(c.rates), charges=dict(c.charges))
+                    for c in self._tariffs.values()
+                ],
                 start=start,
                 end=end,
                 calorific_value=self._calorific_value,
@@ -641,6 +651,12 @@ def _prepare(
     return _Prepared(frame, rejected, overlapping, first, last)
 
 
+def _empty_intervals() -> pd.DataFrame:
+    from ..analytics import intervals
+
+    return intervals.empty_intervals()
+
+
 def _resolve_replacement(
     prepared: _Prepared, ranks: Mapping[str, tuple[datetime, int]]
 ) -> tuple[_Prepared, int]:
@@ -780,8 +796,6 @@ def _price_frame(rows: list[dict[str, Any]], numbers: tuple[str, str]) -> pd.Dat
 
 def create_source(context: SourceContext) -> OctopusSource:
     """Build the source of a config entry: data api_key, account_number, meters (meter_config)."""
-    from dataclasses import replace
-
     from ..const import (
         CONF_GAS_CALORIFIC_VALUE,
         CONF_GAS_VOLUME_CORRECTION,
