@@ -331,9 +331,7 @@ def _parse_naive_strings(items: npt.NDArray[Any]) -> tuple[I64, I64]:
             stamp = pd.Timestamp(item)
         except ValueError, OverflowError:
             continue
-        if pd.isna(stamp):
-            continue
-        if stamp.tzinfo is None:
+        if stamp.tzinfo is None:  # also NaT, whose value is NAT
             wall[i] = stamp.as_unit("ns").value
         else:
             utc[i] = stamp.tz_convert(UTC).as_unit("ns").value
