@@ -14,8 +14,13 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 @pytest.fixture(autouse=True)
 def _custom_integrations(request: pytest.FixtureRequest) -> Generator[None]:
-    """Load custom_components/ for every test that runs Home Assistant; leave pure tests alone."""
+    """Load custom_components/ for every test that runs Home Assistant; leave pure tests alone.
+
+    MeterLake depends on the recorder, so those tests get the real one (SQLite in memory),
+    started before `hass` as the recorder fixtures require.
+    """
     if "hass" in request.fixturenames:
+        request.getfixturevalue("recorder_mock")
         request.getfixturevalue("enable_custom_integrations")
     yield
 
@@ -23,3 +28,48 @@ def _custom_integrations(request: pytest.FixtureRequest) -> Generator[None]:
 def load_fixture_json(name: str) -> Any:
     """Read a JSON payload from tests/fixtures/."""
     return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+
+
+DEMO_NOW = "2026-11-20 12:10:00+00:00"
+
+
+@pytest.fixture
+def demo_entry() -> Any:
+    """A demo config entry with default options (not yet added to hass)."""
+    from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+    from custom_components.meterlake.config_flow import default_options
+    from custom_components.meterlake.const import DOMAIN
+
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title="MeterLake demo",
+        data={"source": "demo"},
+        options=default_options() | {"backfill_days": 60},
+        unique_id="demo",
+        entry_id="01DEMOENTRY0000000000000000",
+    )
+
+
+@pytest.fixture
+async def loaded_demo(hass: Any, freezer: Any, demo_entry: Any) -> Any:
+    """The demo entry set up at a fixed moment in Europe/London."""
+    freezer.move_to(DEMO_NOW)
+    await hass.config.async_set_time_zone("Europe/London")
+    demo_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(demo_entry.entry_id)
+    await hass.async_block_till_done()
+    return demo_entry
+
+
+@pytest.fixture
+def entity_registry_enabled_by_default() -> Generator[None]:
+    """Create entities that are disabled by default as enabled (for snapshot_platform)."""
+    from unittest.mock import PropertyMock, patch
+
+    with patch(
+        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
+        new_callable=PropertyMock,
+        return_value=True,
+    ):
+        yield

@@ -87,10 +87,21 @@ class FetchResult:
     raw: list[tuple[str, Any]] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class SourceContext:
+    """What the coordinator hands a source module's `create_source(context)` factory."""
+
+    session: aiohttp.ClientSession
+    executor: Executor
+    data: Mapping[str, Any]
+    options: Mapping[str, Any]
+
+
 class Source(Protocol):
     """A supplier or grid operator, as the coordinator sees it."""
 
     supplier: str
+    update_interval: timedelta
 
     @property
     def meters(self) -> Sequence[MeterInfo]:
@@ -163,7 +174,7 @@ class RetryPolicy:
         """Seconds to wait before retry number `attempt` (0-based)."""
         if retry_after is not None:
             return retry_after
-        return self.base_delay * 2**attempt + random.uniform(0, self.max_jitter)  # noqa: S311
+        return self.base_delay * 2.0**attempt + random.uniform(0, self.max_jitter)
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -175,7 +186,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         return max(0.0, float(value))
     except ValueError:
         pass
-    from email.utils import parsedate_to_datetime  # noqa: PLC0415
+    from email.utils import parsedate_to_datetime
 
     try:
         when = parsedate_to_datetime(value)
@@ -280,7 +291,7 @@ class HttpClient:
             retry_after=retry_after,
         )
 
-    def _record(
+    def _record(  # noqa: PLR0917 - private, one call shape
         self,
         when: datetime,
         endpoint: str,

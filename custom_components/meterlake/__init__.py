@@ -1,0 +1,73 @@
+"""MeterLake: energy data from suppliers, grid operators and meters, as one table.
+
+Setup builds the entry's source from its module under `sources/`, loads the watermarks, runs a
+first poll and forwards the platforms. Actions are registered once, in async_setup.
+"""
+
+from __future__ import annotations
+
+from homeassistant.const import Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ConfigEntryError
+from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.importlib import async_import_module
+from homeassistant.helpers.typing import ConfigType
+
+from .const import CONF_SOURCE, DOMAIN
+from .coordinator import MeterLakeConfigEntry, MeterLakeCoordinator, MeterLakeData
+from .services import async_setup_services
+from .sources.base import Source, SourceContext
+from .store import WatermarkStore
+
+PLATFORMS: list[Platform] = [Platform.SENSOR]
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the integration's actions (they validate the entry they are called for)."""
+    async_setup_services(hass)
+    return True
+
+
+async def async_create_source(hass: HomeAssistant, entry: MeterLakeConfigEntry) -> Source:
+    """Import `sources/<source>.py` off the event loop and let it build the entry's source."""
+    name = entry.data[CONF_SOURCE]
+    module = await async_import_module(hass, f"{__name__}.sources.{name}")
+    context = SourceContext(
+        session=async_get_clientsession(hass),
+        executor=hass.async_add_executor_job,
+        data=entry.data,
+        options=entry.options,
+    )
+    source: Source = module.create_source(context)
+    return source
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: MeterLakeConfigEntry) -> bool:
+    """Set up one source: first poll, then the platforms."""
+    try:
+        source = await async_create_source(hass, entry)
+    except ModuleNotFoundError as err:
+        raise ConfigEntryError(
+            translation_domain=DOMAIN,
+            translation_key="unknown_source",
+            translation_placeholders={"source": str(entry.data.get(CONF_SOURCE))},
+        ) from err
+    store = WatermarkStore(hass, entry.entry_id)
+    await store.async_load()
+    coordinator = MeterLakeCoordinator(hass, entry, source, store)
+    await coordinator.async_config_entry_first_refresh()
+    entry.runtime_data = MeterLakeData(coordinator=coordinator)
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    return True
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: MeterLakeConfigEntry) -> bool:
+    """Unload the platforms; the coordinator stops with the entry."""
+    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: MeterLakeConfigEntry) -> None:
+    """Forget the watermarks of a removed entry (the archive stays: it is the user's data)."""
+    await WatermarkStore(hass, entry.entry_id).async_remove()

@@ -1,0 +1,99 @@
+"""Diagnostics for a config entry, with every secret and meter identifier redacted."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.core import HomeAssistant
+
+from .coordinator import MeterLakeConfigEntry, MeterSnapshot
+
+TO_REDACT = {
+    "api_key",
+    "access_token",
+    "account_number",
+    "token",
+    "password",
+    "secret_key",
+    "access_key",
+    "mpan",
+    "mprn",
+    "point",
+    "serials",
+    "serial",
+    "unique_id",
+    "user_id",
+    "address",
+    "postcode",
+}
+
+
+async def async_get_config_entry_diagnostics(
+    hass: HomeAssistant, entry: MeterLakeConfigEntry
+) -> dict[str, Any]:
+    """Entry settings, meters, watermarks, the last poll and the sensor values."""
+    coordinator = entry.runtime_data.coordinator
+    report = coordinator.last_report
+    meters = [
+        {
+            "key": meter.key if meter.supplier == "demo" else "**REDACTED**",
+            "kind": meter.kind,
+            "unit": meter.unit,
+            "is_export": meter.is_export,
+            "currency": meter.currency,
+            "serials": list(meter.serials),
+        }
+        for meter in coordinator.source.meters
+    ]
+    snapshots = {
+        f"meter_{index}": _snapshot_dict(snapshot)
+        for index, snapshot in enumerate((coordinator.data or {}).values())
+    }
+    return async_redact_data(
+        {
+            "entry": {
+                "title": entry.title,
+                "data": dict(entry.data),
+                "options": dict(entry.options),
+                "unique_id": entry.unique_id,
+            },
+            "meters": meters,
+            "watermarks": {
+                f"meter_{index}": value
+                for index, value in enumerate(coordinator.store.as_dict().values())
+            },
+            "last_poll": None
+            if report is None
+            else {
+                "started": report.started.isoformat(),
+                "rows": list(report.rows.values()),
+                "requests": [
+                    {
+                        "endpoint": record.endpoint,
+                        "status": record.status,
+                        "rows": record.rows,
+                        "duration_s": round(record.duration_s, 3),
+                        "error": record.error,
+                    }
+                    for record in report.audit
+                ],
+            },
+            "snapshots": snapshots,
+            "last_update_success": coordinator.last_update_success,
+        },
+        TO_REDACT,
+    )
+
+
+def _snapshot_dict(snapshot: MeterSnapshot) -> dict[str, Any]:
+    """Sensor values of one meter, JSON-friendly."""
+    values: dict[str, Any] = {}
+    for field in fields(snapshot):
+        name = field.name
+        if name == "meter":
+            continue
+        value = getattr(snapshot, name)
+        values[name] = value.isoformat() if hasattr(value, "isoformat") else value
+    return values

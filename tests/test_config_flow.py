@@ -1,0 +1,146 @@
+"""Config flow: source menu, demo step, uniqueness, reconfigure and options (also over HTTP)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant import config_entries
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType, InvalidData
+from homeassistant.setup import async_setup_component
+import pytest
+
+from custom_components.meterlake.const import DOMAIN
+
+
+async def test_user_menu_lists_sources(hass: HomeAssistant) -> None:
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": config_entries.SOURCE_USER}
+    )
+    assert result["type"] is FlowResultType.MENU
+    assert result["step_id"] == "user"
+    assert "demo" in result["menu_options"]
+
+
+async def test_demo_creates_entry_with_default_options(hass: HomeAssistant) -> None:
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": config_entries.SOURCE_USER}
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "demo"}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "demo"
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == "MeterLake demo"
+    assert result["data"] == {"source": "demo"}
+    assert result["options"]["backfill_days"] == 365
+    assert result["options"]["archive_root"] == "meterlake"
+    assert result["options"]["gas_volume_correction"] == pytest.approx(1.02264)
+    assert result["result"].unique_id == "demo"
+    await hass.async_block_till_done()
+
+
+async def test_second_demo_is_refused(hass: HomeAssistant, demo_entry: Any) -> None:
+    demo_entry.add_to_hass(hass)
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": config_entries.SOURCE_USER}
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "demo"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+async def test_demo_flow_over_http_api(hass: HomeAssistant, hass_client: Any) -> None:
+    """The frontend's path: the schema must serialize, the menu and form must be reachable."""
+    assert await async_setup_component(hass, "config", {})
+    client = await hass_client()
+    resp = await client.post(
+        "/api/config/config_entries/flow", json={"handler": DOMAIN, "show_advanced_options": False}
+    )
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["type"] == "menu"
+    assert body["menu_options"] == ["demo"]
+    resp = await client.post(
+        f"/api/config/config_entries/flow/{body['flow_id']}", json={"next_step_id": "demo"}
+    )
+    body = await resp.json()
+    assert body["type"] == "form"
+    assert body["step_id"] == "demo"
+    assert body["data_schema"] == []
+    resp = await client.post(f"/api/config/config_entries/flow/{body['flow_id']}", json={})
+    body = await resp.json()
+    assert body["type"] == "create_entry"
+    assert body["title"] == "MeterLake demo"
+    await hass.async_block_till_done()
+    assert hass.config_entries.async_entries(DOMAIN)[0].unique_id == "demo"
+
+
+async def test_reconfigure_demo_reloads(hass: HomeAssistant, loaded_demo: Any) -> None:
+    result = await loaded_demo.start_reconfigure_flow(hass)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "reconfigure_demo"
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+    assert loaded_demo.state is config_entries.ConfigEntryState.LOADED
+
+
+VALID_OPTIONS = {
+    "archive_root": "  /data/lake  ",
+    "keep_raw_days": 7,
+    "backfill_days": 30,
+    "gas_calorific_value": 39.2,
+    "gas_volume_correction": 1.02264,
+    "standing_charge_in_cost": True,
+}
+
+
+async def test_options_saved_and_entry_reloaded(hass: HomeAssistant, loaded_demo: Any) -> None:
+    result = await hass.config_entries.options.async_init(loaded_demo.entry_id)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "init"
+    result = await hass.config_entries.options.async_configure(result["flow_id"], VALID_OPTIONS)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert loaded_demo.options["archive_root"] == "/data/lake"
+    assert loaded_demo.options["backfill_days"] == 30
+    assert loaded_demo.options["gas_calorific_value"] == 39.2
+    assert loaded_demo.state is config_entries.ConfigEntryState.LOADED
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("archive_root", "   ", "archive_root_empty"),
+        ("gas_calorific_value", 11.2, "calorific_value_range"),
+        ("gas_volume_correction", 1.5, "volume_correction_range"),
+    ],
+)
+async def test_options_reject_impossible_values(
+    hass: HomeAssistant, loaded_demo: Any, field: str, value: Any, error: str
+) -> None:
+    before = dict(loaded_demo.options)
+    result = await hass.config_entries.options.async_init(loaded_demo.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], VALID_OPTIONS | {field: value}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {field: error}
+    assert dict(loaded_demo.options) == before
+
+
+@pytest.mark.parametrize(("field", "value"), [("backfill_days", 0), ("keep_raw_days", 4000)])
+async def test_options_schema_bounds_day_counts(
+    hass: HomeAssistant, loaded_demo: Any, field: str, value: int
+) -> None:
+    result = await hass.config_entries.options.async_init(loaded_demo.entry_id)
+    with pytest.raises(InvalidData):
+        await hass.config_entries.options.async_configure(
+            result["flow_id"], VALID_OPTIONS | {field: value}
+        )

@@ -1,0 +1,83 @@
+"""The backfill action: windows, skipping what is stored, force, and translated errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.meterlake.const import DOMAIN
+
+
+async def _backfill(hass: HomeAssistant, **data: Any) -> Any:
+    return await hass.services.async_call(
+        DOMAIN, "backfill", data, blocking=True, return_response=True
+    )
+
+
+async def test_backfill_skips_stored_windows(hass: HomeAssistant, loaded_demo: Any) -> None:
+    # Setup already fetched 60 days (backfill option) plus the recent window: all stored.
+    response = await _backfill(hass, config_entry=loaded_demo.entry_id, days=30)
+    elec = response["meters"]["demo_electricity"]
+    assert elec["windows_skipped"] == 1
+    assert elec["windows_fetched"] == 0
+    assert elec["rows_fetched"] == 0
+
+
+async def test_backfill_fetches_older_history(hass: HomeAssistant, loaded_demo: Any) -> None:
+    coordinator = loaded_demo.runtime_data.coordinator
+    response = await _backfill(hass, config_entry=loaded_demo.entry_id, days=120)
+    elec = response["meters"]["demo_electricity"]
+    # 120 days = 4 windows of 30 days; the newest is in memory already.
+    assert elec["windows_fetched"] + elec["windows_skipped"] == 4
+    assert elec["windows_fetched"] >= 2
+    assert elec["rows_fetched"] >= 2 * 30 * 48
+    assert elec["missing_intervals"] == 0
+    assert coordinator.last_update_success
+
+
+async def test_backfill_force_refetches(hass: HomeAssistant, loaded_demo: Any) -> None:
+    response = await _backfill(hass, config_entry=loaded_demo.entry_id, days=10, force=True)
+    elec = response["meters"]["demo_electricity"]
+    assert elec["windows_fetched"] == 1
+    assert elec["windows_skipped"] == 0
+    # 10 days minus the hour of lag, half-hourly.
+    assert elec["rows_fetched"] == 10 * 48 - 3
+
+
+async def test_backfill_unknown_entry(hass: HomeAssistant, loaded_demo: Any) -> None:
+    with pytest.raises(ServiceValidationError) as err:
+        await _backfill(hass, config_entry="nope", days=10)
+    assert err.value.translation_key == "entry_not_found"
+
+
+async def test_backfill_unloaded_entry(hass: HomeAssistant, loaded_demo: Any) -> None:
+    other = MockConfigEntry(domain=DOMAIN, data={"source": "demo"}, title="Other")
+    other.add_to_hass(hass)
+    with pytest.raises(ServiceValidationError) as err:
+        await _backfill(hass, config_entry=other.entry_id, days=10)
+    assert err.value.translation_key == "entry_not_loaded"
+
+
+@pytest.mark.parametrize("days", [0, 3651])
+async def test_backfill_days_out_of_range(hass: HomeAssistant, loaded_demo: Any, days: int) -> None:
+    with pytest.raises(ServiceValidationError) as err:
+        await _backfill(hass, config_entry=loaded_demo.entry_id, days=days)
+    assert err.value.translation_key == "days_out_of_range"
+
+
+async def test_backfill_source_failure(
+    hass: HomeAssistant, loaded_demo: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from custom_components.meterlake.sources.base import SourceUnavailableError
+
+    async def broken(*args: Any) -> Any:
+        raise SourceUnavailableError("demo: down")
+
+    monkeypatch.setattr(loaded_demo.runtime_data.coordinator.source, "async_fetch", broken)
+    with pytest.raises(HomeAssistantError) as err:
+        await _backfill(hass, config_entry=loaded_demo.entry_id, days=10, force=True)
+    assert err.value.translation_key == "backfill_failed"
