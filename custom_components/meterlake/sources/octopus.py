@@ -271,16 +271,16 @@ class OctopusSource:
             rejected=prepared.rejected,
             unrated=priced.unrated,
             superseded=superseded,
-            silent_serials=tuple(r.serial for r in reads if not r.rows and not r.failed),
+            silent_serials=tuple(
+                r.serial for r in reads if not r.failed and r.serial not in prepared.last_end
+            ),
             unresolved_tariffs=tuple(unresolved),
         )
         result.complete_until = _complete_until(reads, prepared.last_end, failure, start, end)
         self._finish_audit(client, result, meter)
-        if failure is not None or tariff_error is not None:
-            error = failure or tariff_error
-            assert error is not None
-            if tariff_error is not None:
-                result.complete_until = None
+        if tariff_error is not None:
+            result.complete_until = None
+        if (error := failure or tariff_error) is not None:
             raise OctopusPartialFetchError(
                 f"octopus: {meter.kind} read incomplete ({error})",
                 partial=result,
