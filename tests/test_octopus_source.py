@@ -472,7 +472,8 @@ async def test_gas_m3_over_autumn_change(
     result = await source.async_fetch(meters[2], start, end)
 
     frame = result.intervals
-    # 01:00 and 01:30 local happen twice: first BST (+01:00), then GMT (Z).
+    # 01:00 and 01:30 local happen twice: first BST (an offset, or naive: the first
+    # occurrence of a wall time is summer time), then GMT (Z).
     assert [s.to_pydatetime() for s in frame["start"]] == [
         t("2026-10-25 00:00"),
         t("2026-10-25 00:30"),
