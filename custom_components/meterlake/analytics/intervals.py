@@ -190,22 +190,15 @@ def group_sums(group: npt.NDArray[np.intp], values: F64, n_groups: int) -> tuple
     total = np.zeros(n_groups, dtype=np.float64)
     comp = np.zeros(n_groups, dtype=np.float64)
     if len(vals):
-        bounds = np.searchsorted(grp, np.arange(n_groups))
+        bounds = np.zeros(n_groups, dtype=np.int64)
+        np.cumsum(counts[:-1], out=bounds[1:])
         big = counts > _VECTOR_GROUP_LIMIT
         for g in np.flatnonzero(big):
             total[g] = math.fsum(vals[bounds[g] : bounds[g] + counts[g]].tolist())
-        small = ~big[grp]
-        grp_s = grp[small]
-        vals_s = vals[small]
-        pos = np.arange(len(grp), dtype=np.int64)[small] - bounds[grp_s]
-        order = np.argsort(pos, kind="stable")
-        pos_sorted = pos[order]
-        depth = int(pos_sorted[-1]) + 1 if len(pos_sorted) else 0
-        cuts = np.searchsorted(pos_sorted, np.arange(depth + 1))
+        depth = int(counts[~big].max()) if (~big).any() else 0
         for k in range(depth):
-            sel = order[cuts[k] : cuts[k + 1]]
-            gi = grp_s[sel]
-            x = vals_s[sel]
+            gi = np.flatnonzero((counts > k) & ~big)
+            x = vals[bounds[gi] + k]
             acc = total[gi]
             t = acc + x
             comp[gi] += np.where(np.abs(acc) >= np.abs(x), (acc - t) + x, (x - t) + acc)
@@ -230,13 +223,45 @@ def _grouping(codes: npt.NDArray[np.intp], key: I64) -> tuple[npt.NDArray[np.int
     return order, begins
 
 
+def repeat(value: Any, n: int) -> npt.NDArray[Any]:
+    """An object array holding one and the same object n times.
+
+    np.full(n, "text", dtype=object) would make n separate str objects (slow, and memory).
+    """
+    out = np.empty(n, dtype=object)
+    out.fill(value)
+    return out
+
+
+def codes_of(values: npt.NDArray[Any]) -> tuple[npt.NDArray[np.intp], npt.NDArray[Any]]:
+    """Integer codes of an object array whose order is the values' sort order, and the values.
+
+    Null (None/NaN) gets code -1. Frames are mostly long runs of one key (one meter after
+    another), so runs are found first and only their heads hashed; pd.factorize otherwise.
+    """
+    n = len(values)
+    if n == 0:
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=object)
+    change = np.ones(n, dtype=bool)
+    change[1:] = values[1:] != values[:-1]
+    heads = np.flatnonzero(change)
+    if len(heads) <= 4096:
+        head_values = values[heads]
+        known = sorted({v for v in head_values.tolist() if not pd.isna(v)})
+        lookup = {v: i for i, v in enumerate(known)}
+        head_codes = np.asarray([lookup.get(v, -1) for v in head_values.tolist()], dtype=np.intp)
+        run = np.cumsum(change) - 1
+        return head_codes[run], np.asarray(known, dtype=object)
+    codes, uniques = pd.factorize(values, sort=True)
+    return np.asarray(codes, dtype=np.intp), np.asarray(uniques, dtype=object)
+
+
 def _meter_codes(frame: pd.DataFrame) -> tuple[npt.NDArray[np.intp], npt.NDArray[Any]]:
     """Meter keys as integer codes whose order is the keys' sort order."""
-    meters = frame["meter"]
-    if meters.isna().any():
+    codes, meters = codes_of(frame["meter"].to_numpy(dtype=object))
+    if len(codes) and codes.min() < 0:
         raise ValueError("meter must not be null")
-    codes, uniques = pd.factorize(meters.to_numpy(dtype=object), sort=True)
-    return np.asarray(codes, dtype=np.intp), np.asarray(uniques, dtype=object)
+    return codes, meters
 
 
 def _float_column(frame: pd.DataFrame, column: str) -> F64:
@@ -272,7 +297,7 @@ def _interval_frame(columns: Mapping[str, Any], n: int) -> pd.DataFrame:
         elif name in ("value", "energy_kwh", "rate", "cost"):
             data[name] = np.asarray(columns.get(name, np.full(n, np.nan)), dtype=np.float64)
         else:
-            data[name] = np.asarray(columns.get(name, np.full(n, None, dtype=object)), dtype=object)
+            data[name] = np.asarray(columns.get(name, repeat(None, n)), dtype=object)
     return pd.DataFrame(data, columns=list(INTERVAL_COLUMNS))
 
 
@@ -398,9 +423,9 @@ def _per_row_strings(source: pd.DataFrame, column: str, default: str | None) -> 
     """A per-row string override where present and not null, else the call's default."""
     n = len(source)
     if column not in source.columns:
-        return np.full(n, default, dtype=object)
+        return repeat(default, n)
     given = source[column].to_numpy(dtype=object)
-    nulls = np.asarray(source[column].isna(), dtype=bool)
+    nulls = np.asarray(pd.isna(given), dtype=bool)
     return np.asarray(
         [default if null else str(item) for item, null in zip(given, nulls, strict=True)],
         dtype=object,
@@ -466,7 +491,9 @@ def normalize(
         else:
             extras[name] = np.full(n, np.nan)
     qualities = _per_row_strings(source, "quality", quality)
-    reasons.append((~np.isin(qualities, list(QUALITIES)), REASON_INVALID_QUALITY))
+    quality_codes, quality_names = codes_of(qualities)
+    valid_quality = np.asarray([q in QUALITIES for q in quality_names.tolist()], dtype=bool)
+    reasons.append((~valid_quality[quality_codes], REASON_INVALID_QUALITY))
 
     conditions = [mask for mask, _ in reasons]
     reason = np.select(conditions, [label for _, label in reasons], default="")
@@ -484,18 +511,18 @@ def normalize(
     kept = int(good.sum())
     frame = _interval_frame(
         {
-            "meter": np.full(kept, meter, dtype=object),
+            "meter": repeat(meter, kept),
             "serial": _per_row_strings(source, "serial", serial)[good],
-            "supplier": np.full(kept, supplier, dtype=object),
-            "kind": np.full(kept, kind, dtype=object),
+            "supplier": repeat(supplier, kept),
+            "kind": repeat(kind, kept),
             "start": start[good],
             "end": end[good],
             "value": value[good],
-            "unit": np.full(kept, unit, dtype=object),
+            "unit": repeat(unit, kept),
             "energy_kwh": energy[good],
             "rate": rate[good],
             "cost": cost[good],
-            "currency": np.full(kept, currency, dtype=object),
+            "currency": repeat(currency, kept),
             "quality": qualities[good],
             "ingested_at": np.full(kept, ingested_ns, dtype=np.int64),
         },
@@ -518,7 +545,8 @@ def dedupe(frame: pd.DataFrame) -> pd.DataFrame:
     """Keep one row per (meter, start), so late corrections replace what they correct.
 
     The newest `ingested_at` wins, then the later row in input order (a null ingested_at counts
-    as oldest). Sorted by (meter, start), index reset.
+    as oldest). Sorted by (meter, start), index reset. Input that is already deduplicated and
+    sorted comes back as a shallow copy sharing its column data.
     """
     if frame.empty:
         return frame.reset_index(drop=True)
@@ -530,13 +558,16 @@ def dedupe(frame: pd.DataFrame) -> pd.DataFrame:
         ingested = np.full(len(frame), NAT, dtype=np.int64)
     dc = np.diff(codes)
     if np.all((dc > 0) | ((dc == 0) & (np.diff(start) > 0))):
-        return frame.reset_index(drop=True)
+        same = frame.copy(deep=False)
+        same.index = pd.RangeIndex(len(same))
+        return same
     order = np.lexsort((np.arange(len(frame)), ingested, start, codes))
     c = codes[order]
     s = start[order]
     last = np.ones(len(order), dtype=bool)
     last[:-1] = (c[1:] != c[:-1]) | (s[1:] != s[:-1])
-    kept: pd.DataFrame = frame.iloc[order[last]].reset_index(drop=True)
+    kept = frame.take(order[last])
+    kept.index = pd.RangeIndex(len(kept))
     return kept
 
 
@@ -619,8 +650,17 @@ def infer_cadence_minutes(frame: pd.DataFrame) -> dict[str, int | None]:
     start = utc_ns(frame["start"], name="start")
     end = utc_ns(frame["end"], name="end")
     valid = (start != NAT) & (end != NAT) & (end > start)
-    minutes = np.where(valid, (end - start) // NS_PER_MINUTE, -1)
+    minutes = np.where(valid, (end - start) // NS_PER_MINUTE, 0)
     out: dict[str, int | None] = {}
+    if minutes.max(initial=0) <= 1440:
+        # one bincount over (meter, minutes) instead of a sort per meter
+        table = np.bincount(codes * 1441 + minutes, minlength=len(meters) * 1441)
+        table = table.reshape(len(meters), 1441)
+        table[:, 0] = 0
+        for code, meter in enumerate(meters):
+            row = table[code]
+            out[str(meter)] = int(np.argmax(row)) if row.any() else None
+        return out
     for code, meter in enumerate(meters):
         durations = minutes[(codes == code) & (minutes > 0)]
         if len(durations) == 0:

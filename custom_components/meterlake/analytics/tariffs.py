@@ -36,6 +36,7 @@ from .intervals import (
     NAT,
     NS_PER_DAY,
     aware,
+    codes_of,
     day_number,
     day_of,
     group_sums,
@@ -44,6 +45,7 @@ from .intervals import (
     localize_wall_ns,
     merge_ranges,
     ns_of,
+    repeat,
     utc_index,
     utc_ns,
 )
@@ -174,9 +176,9 @@ def _timeline(valid_from: I64, valid_to: I64, rows: Idx) -> _Timeline:
 def _strings(frame: pd.DataFrame, column: str) -> npt.NDArray[Any]:
     """A column as an object array with None for null (all None when absent)."""
     if column not in frame.columns:
-        return np.full(len(frame), None, dtype=object)
+        return repeat(None, len(frame))
     values = frame[column].to_numpy(dtype=object).copy()
-    values[np.asarray(frame[column].isna(), dtype=bool)] = None
+    values[np.asarray(pd.isna(values), dtype=bool)] = None
     return values
 
 
@@ -199,12 +201,14 @@ def payment_filter(
     keep = np.ones(len(tariffs), dtype=bool)
     if payment_method is None or len(tariffs) == 0:
         return keep
-    for tariff in pd.unique(tariffs):
-        rows = tariffs == tariff
-        distinct = {m for m in methods[rows] if m is not None}
-        if len(distinct) > 1:
-            mine = methods[rows]
-            keep[rows] = np.asarray([m is None or m == payment_method for m in mine], dtype=bool)
+    method, names = codes_of(np.asarray(methods, dtype=object))
+    listed = names.tolist()
+    wanted = listed.index(payment_method) if payment_method in listed else -2
+    tariff, _ = codes_of(np.asarray(tariffs, dtype=object))
+    for code in np.unique(tariff).tolist():
+        rows = tariff == code
+        if len(np.unique(method[rows & (method >= 0)])) > 1:
+            keep[rows] = (method[rows] < 0) | (method[rows] == wanted)
     return keep
 
 
@@ -214,35 +218,54 @@ def payment_filter(
 
 
 def _unrated_report(
-    meters: npt.NDArray[Any], start: I64, end: I64, unrated: Bools
+    intervals: pd.DataFrame, unrated: Bools
 ) -> tuple[list[tuple[datetime, datetime]], dict[str, list[tuple[datetime, datetime]]]]:
-    ends = np.where(end == NAT, start, end)
-    overall = merge_ranges(start[unrated], ends[unrated])
-    by_meter: dict[str, list[tuple[datetime, datetime]]] = {}
-    for meter in pd.unique(meters[unrated]):
-        rows = unrated & (meters == meter)
-        by_meter[str(meter)] = merge_ranges(start[rows], ends[rows])
-    return overall, by_meter
+    if not unrated.any():
+        return [], {}
+    start = utc_ns(intervals["start"], name="start")[unrated]
+    end = _stamps(intervals, "end")[unrated]
+    end = np.where(end == NAT, start, end)
+    codes, meters = codes_of(intervals["meter"].to_numpy(dtype=object)[unrated])
+    by_meter = {
+        str(meter): merge_ranges(start[codes == code], end[codes == code])
+        for code, meter in enumerate(meters.tolist())
+    }
+    return merge_ranges(start, end), by_meter
 
 
 def _result(intervals: pd.DataFrame, rate: F64, currency: npt.NDArray[Any]) -> RateJoin:
-    frame = intervals.copy()
+    frame = intervals.copy(deep=False)
+    frame.index = intervals.index
     value = np.asarray(pd.to_numeric(frame["value"]), dtype=np.float64)
     frame["rate"] = rate
     frame["cost"] = value * rate
-    given = _strings(frame, "currency")
-    frame["currency"] = np.where(pd.isna(given), currency, given).astype(object)
+    if "currency" in frame.columns:
+        given = frame["currency"].to_numpy(dtype=object)
+        codes, _ = codes_of(given)
+        missing = codes < 0
+        if missing.any():
+            filled = given.copy()
+            filled[missing] = currency[missing]
+            frame["currency"] = filled
+    else:
+        frame["currency"] = currency
     unrated = np.isnan(rate)
-    meters = _strings(frame, "meter")
-    start = utc_ns(frame["start"], name="start")
-    end = _stamps(frame, "end")
-    overall, by_meter = _unrated_report(meters, start, end, unrated)
+    overall, by_meter = _unrated_report(intervals, unrated)
     return RateJoin(
         frame=frame,
         unrated=int(unrated.sum()),
         unrated_ranges=overall,
         unrated_by_meter=by_meter,
     )
+
+
+def _codes_in(values: npt.NDArray[Any], names: dict[Any, int]) -> Idx:
+    """Codes of `values` in a shared name -> code table (extended as needed; None -> -1)."""
+    codes, uniques = codes_of(values)
+    table = np.asarray(
+        [names.setdefault(u, len(names)) for u in uniques.tolist()] + [-1], dtype=np.intp
+    )
+    return table[codes]  # code -1 picks the trailing -1
 
 
 def join_rates(
@@ -259,57 +282,60 @@ def join_rates(
     (module rules: latest valid_from, payment_method, registers) gives the rate. join_rates is
     the one authority on rate and cost: the result replaces both columns, NaN where nothing
     covers; a null `currency` is taken from the rate row. Unrated intervals are counted and
-    reported as merged [start, end) ranges, overall and per meter.
+    reported as merged [start, end) ranges, overall and per meter. The index is kept.
     """
     night = night or NightWindow()
     n = len(intervals)
     rate = np.full(n, np.nan)
-    currency = np.full(n, None, dtype=object)
+    currency = repeat(None, n)
     if n == 0 or rates.empty or agreements.empty:
         return _result(intervals, rate, currency)
     start = utc_ns(intervals["start"], name="start")
-    meters = _strings(intervals, "meter")
-
-    ag_meter = _strings(agreements, "meter")
-    ag_tariff = _strings(agreements, "tariff")
+    meter_names: dict[Any, int] = {}
+    meters = _codes_in(intervals["meter"].to_numpy(dtype=object), meter_names)
+    ag_meter = _codes_in(_strings(agreements, "meter"), meter_names)
+    tariff_names: dict[Any, int] = {}
+    ag_tariff = _codes_in(_strings(agreements, "tariff"), tariff_names)
     ag_from = _stamps(agreements, "valid_from")
     ag_to = _stamps(agreements, "valid_to")
-    tariff_of = np.full(n, None, dtype=object)
-    for meter in pd.unique(meters):
-        mine = np.flatnonzero(meters == meter)
+    tariff_of = np.full(n, -1, dtype=np.intp)
+    for meter in np.unique(meters[meters >= 0]).tolist():
         owned = np.flatnonzero(ag_meter == meter)
         if len(owned) == 0:
             continue
+        mine = np.flatnonzero(meters == meter)
         hit = _timeline(ag_from[owned], ag_to[owned], owned).lookup(start[mine])
         tariff_of[mine[hit >= 0]] = ag_tariff[hit[hit >= 0]]
 
-    r_tariff = _strings(rates, "tariff")
-    r_register = _strings(rates, "register")
+    r_tariff = _codes_in(_strings(rates, "tariff"), tariff_names)
+    register_names = {REGISTER_STANDARD: 0, REGISTER_DAY: 1, REGISTER_NIGHT: 2}
+    r_register = _codes_in(_strings(rates, "register"), register_names)
+    standard, day, night_register = 0, 1, 2
     r_from = _stamps(rates, "valid_from")
     r_to = _stamps(rates, "valid_to")
     r_rate = _numbers(rates, "rate")
     r_currency = _strings(rates, "currency")
     keep = payment_filter(r_tariff, _strings(rates, "payment_method"), payment_method)
     is_night: Bools | None = None
-    for tariff in pd.unique(tariff_of[pd.notna(tariff_of)]):
+    for tariff in np.unique(tariff_of[tariff_of >= 0]).tolist():
         mine = np.flatnonzero(tariff_of == tariff)
         at = start[mine]
         found = np.full(len(mine), -1, dtype=np.intp)
         own = keep & (r_tariff == tariff)
 
-        def lookup(register: str, where: Bools, own: Bools = own, at: I64 = at) -> Idx:
+        def lookup(register: int, where: Bools, own: Bools = own, at: I64 = at) -> Idx:
             rows = np.flatnonzero(own & (r_register == register))
             return _timeline(r_from[rows], r_to[rows], rows).lookup(at[where])
 
-        if (own & np.isin(r_register, [REGISTER_DAY, REGISTER_NIGHT])).any():
+        if (own & ((r_register == day) | (r_register == night_register))).any():
             if is_night is None:
                 is_night = night.contains_ns(start)
             nights = is_night[mine]
-            found[nights] = lookup(REGISTER_NIGHT, nights)
-            found[~nights] = lookup(REGISTER_DAY, ~nights)
+            found[nights] = lookup(night_register, nights)
+            found[~nights] = lookup(day, ~nights)
         need = found < 0
-        if need.any() and (own & (r_register == REGISTER_STANDARD)).any():
-            found[need] = lookup(REGISTER_STANDARD, need)
+        if need.any() and (own & (r_register == standard)).any():
+            found[need] = lookup(standard, need)
         rated = found >= 0
         rate[mine[rated]] = r_rate[found[rated]]
         currency[mine[rated]] = r_currency[found[rated]]
@@ -366,7 +392,7 @@ def join_rates_naive(
     night = night or NightWindow()
     n = len(intervals)
     rate = np.full(n, np.nan)
-    currency = np.full(n, None, dtype=object)
+    currency = repeat(None, n)
     if n == 0 or rates.empty or agreements.empty:
         return _result(intervals, rate, currency)
     agreement_index = _naive_index(
