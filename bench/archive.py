@@ -24,8 +24,8 @@ import polars as pl
 # import nothing from the stdlib after this line; put the repository first.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from custom_components.meterlake.analytics.schema import INTERVAL_COLUMNS  # noqa: E402
-from custom_components.meterlake.archive import open_archive  # noqa: E402
+from custom_components.meterlake.analytics.schema import INTERVAL_COLUMNS
+from custom_components.meterlake.archive import open_archive
 
 YEARS = 5
 SLOTS = YEARS * 365 * 48  # 87,600 half-hours per meter
@@ -41,9 +41,10 @@ METERS = (
 
 
 def meter_frame(
-    meter: str, kind: str, unit: str, tariff: str, starts: pd.DatetimeIndex, seed: int
+    spec: tuple[str, str, str, str], starts: pd.DatetimeIndex, seed: int
 ) -> pd.DataFrame:
     """Realistic rows: 3-decimal readings, rates as tariffs publish them, unrounded cost."""
+    meter, kind, unit, tariff = spec
     rng = np.random.default_rng(seed)
     n = len(starts)
     hour = starts.hour.to_numpy()
@@ -69,7 +70,7 @@ def meter_frame(
             rate = np.full(n, 0.2450)
         cost = value * rate
     currency = "SEK" if meter.startswith("tibber") else "GBP"
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         {
             "meter": meter,
             "serial": None if meter.startswith("tibber") else "21L" + meter[-7:],
@@ -89,7 +90,6 @@ def meter_frame(
         },
         columns=list(INTERVAL_COLUMNS),
     )
-    return frame
 
 
 def disk_usage(root: Path) -> tuple[int, int]:
@@ -108,7 +108,7 @@ def main() -> None:
 
 def run(base: Path) -> None:
     starts = pd.date_range(START, periods=SLOTS, freq="30min")
-    frames = [meter_frame(*spec, starts=starts, seed=i) for i, spec in enumerate(METERS)]
+    frames = [meter_frame(spec, starts, i) for i, spec in enumerate(METERS)]
     frame = pd.concat(frames, ignore_index=True)
     rows = len(frame)
     archive = open_archive("meterlake", config_dir=str(base))
@@ -134,7 +134,7 @@ def run(base: Path) -> None:
     for poll in range(6):
         slot = pd.date_range(last + pd.Timedelta(hours=poll), periods=2, freq="30min")
         for i, spec in enumerate(METERS):
-            new = meter_frame(*spec, starts=slot, seed=100 + poll * 10 + i)
+            new = meter_frame(spec, slot, 100 + poll * 10 + i)
             t0 = time.perf_counter()
             result = archive.write_intervals(new)
             per_meter.append((time.perf_counter() - t0) * 1000)
@@ -170,10 +170,11 @@ def run(base: Path) -> None:
     duckdb_ms = min(scans)
     total_rows = sum(int(str(r[1])) for r in result_rows)
     assert total_rows == rows + 6 * 2 * len(METERS), total_rows
-    expected = pd.concat([frame, added]).groupby("meter")[["value", "cost"]].sum()
-    for meter, _n, value, cost in result_rows:
-        assert abs(float(str(value)) - expected.loc[str(meter), "value"]) < 1e-6
-        assert abs(float(str(cost)) - expected.loc[str(meter), "cost"]) < 1e-6
+    totals = pd.concat([frame, added]).groupby("meter")[["value", "cost"]].sum()
+    expected: dict[str, dict[str, float]] = totals.to_dict("index")  # type: ignore[assignment]
+    for key, _n, value, cost in result_rows:
+        assert abs(float(str(value)) - expected[str(key)]["value"]) < 1e-6
+        assert abs(float(str(cost)) - expected[str(key)]["cost"]) < 1e-6
     print(f"duckdb full scan     {duckdb_ms:.1f} ms (first {scans[0]:.1f}) sum value/cost by meter")
     t0 = time.perf_counter()
     polars_sum = (
