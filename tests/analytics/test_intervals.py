@@ -464,3 +464,44 @@ def test_mixed_offset_and_naive_strings_in_one_column() -> None:
         utc(2024, 3, 29, 1, 30),
         utc(2024, 3, 29, 1, 0),
     ]
+
+
+def test_codes_of_both_paths_agree_with_factorize() -> None:
+    rng = np.random.default_rng(0)
+    names = np.asarray(["b", "a", None, "c", float("nan")], dtype=object)
+    for size in (10, 20_000):  # few runs (run heads only) and many runs (pd.factorize)
+        values = names[rng.integers(0, len(names), size)]
+        codes, uniques = iv.codes_of(values)
+        assert uniques.tolist() == sorted({v for v in values.tolist() if isinstance(v, str)})
+        expected, _ = pd.factorize(values, sort=True)
+        assert codes.tolist() == expected.tolist()
+    runs = np.asarray(["z"] * 5 + ["a"] * 3 + ["z"] * 2, dtype=object)
+    codes, uniques = iv.codes_of(runs)
+    assert uniques.tolist() == ["a", "z"]
+    assert codes.tolist() == [1] * 5 + [0] * 3 + [1] * 2
+
+
+def test_dedupe_and_buckets_on_many_interleaved_meters() -> None:
+    # 6,000 meters interleaved row by row: the factorize path of the key codes
+    base = utc(2024, 1, 1)
+    frame = pd.concat(
+        [norm(half_hours(base, 2, [1.0, 2.0]), meter=f"m{i:05d}").frame for i in range(3000)]
+        + [
+            norm(
+                half_hours(base, 2, [4.0, 8.0]),
+                meter=f"m{i:05d}",
+                ingested_at=INGESTED + timedelta(days=1),
+            ).frame
+            for i in range(3000)
+        ],
+        ignore_index=True,
+    ).sample(frac=1.0, random_state=1)
+    out = iv.dedupe(frame)
+    assert len(out) == 6000
+    assert out["meter"].is_monotonic_increasing
+    assert out["value"].tolist() == [4.0, 8.0] * 3000  # the newer ingestion wins
+    hourly = iv.hourly_buckets(out, columns=("value",))
+    assert hourly["value"].tolist() == [12.0] * 3000
+    assert hourly["complete"].all()
+    out.loc[0, "value"] = -1.0
+    assert (frame["value"] >= 0).all()  # the result is a new frame

@@ -440,3 +440,17 @@ def test_day_and_month_totals() -> None:
     no_standing = tf.day_and_month_totals(frame, pd.DataFrame(), "Europe/London")[1]
     assert no_standing["total"].tolist() == [6.0, 5.875]
     assert math.isnan(no_standing["standing_charge"].iloc[0])
+
+
+def test_join_keeps_input_untouched_and_index() -> None:
+    intervals = half_hourly(utc(2024, 4, 1), [1.0, 2.0]).set_axis([10, 20])
+    intervals.loc[:, "currency"] = [None, "EUR"]
+    before = intervals.copy()
+    agreements = agreements_frame([("e1", "T", utc(2024, 1, 1), None)])
+    rates = rates_frame([{"tariff": "T", "valid_from": utc(2024, 1, 1), "rate": 0.5}])
+    out = both(intervals, rates, agreements)
+    assert out.frame.index.tolist() == [10, 20]
+    assert out.frame["currency"].tolist() == ["GBP", "EUR"]  # only a null currency is filled
+    pd.testing.assert_frame_equal(intervals, before)
+    out.frame.loc[10, "value"] = 99.0
+    pd.testing.assert_frame_equal(intervals, before)

@@ -545,8 +545,7 @@ def dedupe(frame: pd.DataFrame) -> pd.DataFrame:
     """Keep one row per (meter, start), so late corrections replace what they correct.
 
     The newest `ingested_at` wins, then the later row in input order (a null ingested_at counts
-    as oldest). Sorted by (meter, start), index reset. Input that is already deduplicated and
-    sorted comes back as a shallow copy sharing its column data.
+    as oldest). Sorted by (meter, start), index reset; always a new frame.
     """
     if frame.empty:
         return frame.reset_index(drop=True)
@@ -558,9 +557,7 @@ def dedupe(frame: pd.DataFrame) -> pd.DataFrame:
         ingested = np.full(len(frame), NAT, dtype=np.int64)
     dc = np.diff(codes)
     if np.all((dc > 0) | ((dc == 0) & (np.diff(start) > 0))):
-        same = frame.copy(deep=False)
-        same.index = pd.RangeIndex(len(same))
-        return same
+        return frame.reset_index(drop=True)
     order = np.lexsort((np.arange(len(frame)), ingested, start, codes))
     c = codes[order]
     s = start[order]

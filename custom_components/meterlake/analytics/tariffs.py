@@ -234,8 +234,7 @@ def _unrated_report(
 
 
 def _result(intervals: pd.DataFrame, rate: F64, currency: npt.NDArray[Any]) -> RateJoin:
-    frame = intervals.copy(deep=False)
-    frame.index = intervals.index
+    frame = intervals.copy()
     value = np.asarray(pd.to_numeric(frame["value"]), dtype=np.float64)
     frame["rate"] = rate
     frame["cost"] = value * rate
