@@ -622,6 +622,22 @@ def _add_known(a: F64, b: F64) -> F64:
     return out
 
 
+def _sum_by_keys(frame: pd.DataFrame, keys: list[str], column: str) -> pd.DataFrame:
+    """One row per distinct key, `column` summed (NaN only when nothing is known)."""
+    if not frame.duplicated(subset=keys).any():
+        return frame[[*keys, column]].reset_index(drop=True)
+    index = pd.MultiIndex.from_frame(frame[keys])
+    codes, uniques = pd.factorize(index, sort=True)
+    group = np.asarray(codes, dtype=np.intp)
+    order = np.argsort(group, kind="stable")
+    sums, _ = group_sums(
+        group[order], frame[column].to_numpy(dtype=np.float64)[order], len(uniques)
+    )
+    out = pd.DataFrame(list(uniques), columns=keys).astype(object)
+    out[column] = sums
+    return out
+
+
 def day_and_month_totals(
     intervals: pd.DataFrame, standing: pd.DataFrame, tz: str
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -647,9 +663,7 @@ def day_and_month_totals(
         else pd.DataFrame({"meter": [], "day": [], "charge": []})
     )
     given = given.astype({"meter": object, "day": object, "charge": np.float64})
-    charges: pd.DataFrame = given.groupby(["meter", "day"], as_index=False, sort=False).agg(
-        charge=("charge", lambda c: math.fsum(c.dropna()) if c.notna().any() else np.nan)
-    )
+    charges = _sum_by_keys(given, ["meter", "day"], "charge")
     merged = daily.merge(charges, on=["meter", "day"], how="outer")
     merged = merged.rename(columns={"charge": "standing_charge"})
     merged["count"] = merged["count"].fillna(0).astype(np.int64)
