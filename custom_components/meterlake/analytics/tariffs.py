@@ -315,7 +315,6 @@ def join_rates(
     r_rate = _numbers(rates, "rate")
     r_currency = _strings(rates, "currency")
     keep = payment_filter(r_tariff, _strings(rates, "payment_method"), payment_method)
-    is_night: Bools | None = None
     for tariff in np.unique(tariff_of[tariff_of >= 0]).tolist():
         mine = np.flatnonzero(tariff_of == tariff)
         at = start[mine]
@@ -327,9 +326,7 @@ def join_rates(
             return _timeline(r_from[rows], r_to[rows], rows).lookup(at[where])
 
         if (own & ((r_register == day) | (r_register == night_register))).any():
-            if is_night is None:
-                is_night = night.contains_ns(start)
-            nights = is_night[mine]
+            nights = night.contains_ns(at)
             found[nights] = lookup(night_register, nights)
             found[~nights] = lookup(day, ~nights)
         need = found < 0
