@@ -8,10 +8,12 @@ import gzip
 import json
 import os
 from pathlib import Path
+import tempfile
 import threading
 from typing import Any
 
 import duckdb
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 import numpy as np
 import pandas as pd
 import polars as pl
@@ -309,9 +311,8 @@ def test_only_touched_partitions_are_rewritten(tmp_path: Path, archive: Archive)
     months = ("2024-01", "2024-02", "2024-03")
     before = {m: part(tmp_path, meter, m).stat() for m in months}
 
-    # Same values re-fetched later: nothing changes on disk.
-    refetch = intervals(periods=48 * 91, ingested_at=INGEST_2)
-    summary = archive.write_intervals(refetch)
+    # The same write repeated (a retry): nothing changes on disk.
+    summary = archive.write_intervals(intervals(periods=48 * 91))
     assert (summary.partitions_written, summary.partitions_unchanged) == (0, 3)
     assert {m: part(tmp_path, meter, m).stat().st_mtime_ns for m in months} == {
         m: s.st_mtime_ns for m, s in before.items()
@@ -687,3 +688,80 @@ def test_odd_meter_keys_are_encoded_in_paths(tmp_path: Path, archive: Archive) -
     dirs = [p.name for p in (tmp_path / "meterlake" / "consumption" / "supplier=octopus").iterdir()]
     assert dirs == ["meter=home%2F1%3Da%20b"]
     assert os.sep not in dirs[0]
+
+
+def test_loose_frames_are_conformed(archive: Archive) -> None:
+    """Frames not in the interval-table dtypes still land typed: ISO strings, ints, Float64."""
+    frame = pd.DataFrame(
+        {
+            "meter": ["m"] * 3,
+            "supplier": "demo",
+            "serial": [123, None, "S-1"],
+            "start": [
+                "2024-01-01T00:00:00Z",
+                "2024-01-01T00:30:00+00:00",
+                "2024-01-01T02:00+01:00",
+            ],
+            "value": pd.array([1.5, None, 2], dtype="Float64"),
+            "rate": ["0.25", "ND", None],
+            "ingested_at": pd.Timestamp("2024-01-02T00:00:00.0000019Z"),  # below a microsecond
+        }
+    )
+    summary = archive.write_intervals(frame)
+    assert (summary.rows_written, summary.rows_total) == (3, 3)
+    back = archive.read_intervals("m")
+    assert back["start"].tolist() == [
+        pd.Timestamp("2024-01-01T00:00Z"),
+        pd.Timestamp("2024-01-01T00:30Z"),
+        pd.Timestamp("2024-01-01T01:00Z"),
+    ]
+    assert back["serial"].tolist() == ["123", None, "S-1"]
+    assert back["value"].iloc[0] == 1.5
+    assert np.isnan(back["value"].iloc[1])
+    assert back["value"].iloc[2] == 2.0
+    assert back["rate"].iloc[0] == 0.25
+    assert back["rate"].iloc[1:].isna().all()
+    assert back["ingested_at"].tolist() == [pd.Timestamp("2024-01-02T00:00:00.000001Z")] * 3
+    assert back["unit"].isna().all()  # absent columns are stored as nulls
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    batches=st.lists(
+        st.lists(
+            st.tuples(
+                st.integers(0, 5),  # half-hour slot
+                st.integers(0, 3),  # ingested_at, in days
+                st.integers(0, 9999),  # value in Wh
+            ),
+            min_size=1,
+            max_size=8,
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+@example(batches=[[(1, 0, 1)], [(1, 1, 1)], [(1, 0, 0)]])  # identical newer row, then stale
+def test_merge_matches_a_simple_model(batches: list[list[tuple[int, int, int]]]) -> None:
+    """Whatever the order of writes: per slot the newest ingested_at wins, ties go to the last."""
+    model: dict[int, tuple[int, int]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = open_archive("a", config_dir=tmp)
+        for batch in batches:
+            frame = intervals("m", periods=1).iloc[[0] * len(batch)].reset_index(drop=True)
+            frame["start"] = [T0 + timedelta(minutes=30 * slot) for slot, _, _ in batch]
+            frame["end"] = frame["start"] + pd.Timedelta(minutes=30)
+            frame["ingested_at"] = [INGEST_1 + pd.Timedelta(days=d) for _, d, _ in batch]
+            frame["value"] = [wh / 1000 for _, _, wh in batch]
+            for slot, day, wh in batch:
+                if slot not in model or day >= model[slot][0]:
+                    model[slot] = (day, wh)
+            archive.write_intervals(frame)
+        back = archive.read_intervals("m")
+    assert back["start"].tolist() == [
+        pd.Timestamp(T0 + timedelta(minutes=30 * slot)) for slot in sorted(model)
+    ]
+    assert back["value"].tolist() == [model[slot][1] / 1000 for slot in sorted(model)]
+    assert back["ingested_at"].tolist() == [
+        INGEST_1 + pd.Timedelta(days=model[slot][0]) for slot in sorted(model)
+    ]

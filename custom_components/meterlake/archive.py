@@ -127,7 +127,7 @@ class WriteSummary:
     rows_total: int
     corrupt: tuple[str, ...] = ()
     corrupt_windows: tuple[tuple[str, datetime, datetime], ...] = ()
-    # Partitions the input touched whose content did not change (same values): not rewritten.
+    # Partitions the input touched whose content did not change (a repeated write): not rewritten.
     partitions_unchanged: int = 0
 
 
@@ -740,7 +740,7 @@ class Archive:
                 # The file has columns the input lacks (grid_mix extras): keep them.
                 incoming = _widen(incoming, existing.schema)
             merged, landed = _merge(spec, existing, incoming)
-            if existing is not None and _same_content(spec, existing, merged):
+            if existing is not None and _same_content(existing, merged):
                 return _Outcome(False, landed, existing.num_rows, corrupt_path)
             self._put_table(spec, path, merged)
             return _Outcome(True, landed, merged.num_rows, corrupt_path)
@@ -967,14 +967,13 @@ def _merge(spec: _Spec, existing: Any, incoming: Any) -> tuple[Any, int]:
     return result, landed
 
 
-def _same_content(spec: _Spec, existing: Any, merged: Any) -> bool:
-    """Tell whether the merge changed nothing but `ingested_at` (then skip the rewrite)."""
-    if existing.num_rows != merged.num_rows or existing.schema != merged.schema:
-        return False
-    if spec.versioned:
-        existing = existing.drop_columns(["ingested_at"])
-        merged = merged.drop_columns(["ingested_at"])
-    return bool(existing.equals(merged))
+def _same_content(existing: Any, merged: Any) -> bool:
+    """Tell whether the merge changed nothing at all (then the file is not rewritten).
+
+    `ingested_at` counts as content: keeping an older stamp for a re-fetched identical row
+    would let a later write stamped in between win the merge, against the newest-wins rule.
+    """
+    return bool(existing.schema == merged.schema and existing.equals(merged))
 
 
 def _fast_arrow(spec: _Spec, frame: pd.DataFrame, columns: Sequence[tuple[str, str]]) -> Any:
