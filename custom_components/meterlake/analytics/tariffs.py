@@ -177,8 +177,11 @@ def _strings(frame: pd.DataFrame, column: str) -> npt.NDArray[Any]:
     """A column as an object array with None for null (all None when absent)."""
     if column not in frame.columns:
         return repeat(None, len(frame))
-    values = frame[column].to_numpy(dtype=object).copy()
-    values[np.asarray(pd.isna(values), dtype=bool)] = None
+    values = frame[column].to_numpy(dtype=object)
+    missing = codes_of(values)[0] < 0
+    if missing.any():
+        values = values.copy()
+        values[missing] = None
     return values
 
 
@@ -234,7 +237,9 @@ def _unrated_report(
 
 
 def _result(intervals: pd.DataFrame, rate: F64, currency: npt.NDArray[Any]) -> RateJoin:
-    frame = intervals.copy()
+    # A column-by-column copy: DataFrame.copy() would first consolidate blocks, which costs more
+    # than the copy itself on frames that come out of pd.concat.
+    frame = pd.DataFrame({name: intervals[name].copy() for name in intervals.columns}, copy=False)
     value = np.asarray(pd.to_numeric(frame["value"]), dtype=np.float64)
     frame["rate"] = rate
     frame["cost"] = value * rate
