@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pyarrow as pa
+import pyarrow.dataset as pa_dataset
 import pyarrow.parquet as pq
 import pytest
 
@@ -354,13 +355,17 @@ def test_corrupt_partition_is_kept_reported_and_rebuilt(
     refetch = intervals(start=datetime(2024, 1, 20, tzinfo=UTC), periods=48, ingested_at=INGEST_2)
     summary = archive.write_intervals(refetch)
 
-    assert summary.corrupt == (str(path) + ".corrupt",)
+    quarantined = path.with_name("_data.parquet.corrupt")
+    assert summary.corrupt == (str(quarantined),)
     assert summary.corrupt_windows == (
         (meter, datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 2, 1, tzinfo=UTC)),
     )
     assert (summary.partitions_written, summary.rows_written, summary.rows_total) == (1, 48, 48)
-    assert Path(str(path) + ".corrupt").read_bytes() == bad[damage]
+    assert quarantined.read_bytes() == bad[damage]
     assert pq.read_table(path).num_rows == 48
+    # Readers that take whole directories skip it (leading underscore), globs on *.parquet too.
+    whole = pa_dataset.dataset(tmp_path / "meterlake" / "consumption", partitioning="hive")
+    assert whole.to_table().num_rows == 48 + 48 * 9
     assert len(archive.read_intervals(meter)) == 48 + 48 * 9
 
     # A second corruption does not overwrite the first quarantined file.
@@ -368,9 +373,10 @@ def test_corrupt_partition_is_kept_reported_and_rebuilt(
     summary = archive.write_intervals(refetch)
     assert len(summary.corrupt) == 1
     assert summary.corrupt[0].endswith(".corrupt")
-    assert summary.corrupt[0] != str(path) + ".corrupt"
+    assert summary.corrupt[0] != str(quarantined)
+    assert Path(summary.corrupt[0]).name.startswith("_data.parquet.")
     assert Path(summary.corrupt[0]).read_bytes() == b"again"
-    assert Path(str(path) + ".corrupt").read_bytes() == bad[damage]
+    assert quarantined.read_bytes() == bad[damage]
 
 
 class _Killed(BaseException):
@@ -418,10 +424,12 @@ def test_crash_before_rename_leaves_previous_file(
         archive.read_intervals(meter)["value"].tolist() == intervals(periods=48)["value"].tolist()
     )
 
-    # The next poll succeeds and the stray temp file does not matter.
+    # The next poll succeeds and clears the dead write's temporary file.
     summary = archive.write_intervals(update)
     assert summary.partitions_written == 1
     assert (archive.read_intervals(meter)["value"] == 7.0).all()
+    assert not leftover.exists()
+    assert sorted(p.name for p in path.parent.iterdir()) == ["data.parquet"]
 
 
 def test_failed_rename_raises_archive_error_and_cleans_up(

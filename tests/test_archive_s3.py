@@ -158,12 +158,13 @@ def test_s3_corrupt_object_is_kept_and_rebuilt(s3: S3, archive: Archive) -> None
         archive.read_intervals(METER)
 
     summary = archive.write_intervals(intervals(periods=4, ingested_at=INGEST_2))
-    assert summary.corrupt == (f"{s3.bucket}/{key}.corrupt",)
+    kept_key = key.replace("/data.parquet", "/_data.parquet.corrupt")
+    assert summary.corrupt == (f"{s3.bucket}/{kept_key}",)
     assert summary.corrupt_windows == (
         (METER, datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 2, 1, tzinfo=UTC)),
     )
-    assert s3.objects("lake/") == [key, f"{key}.corrupt"]
-    kept = s3.client.get_object(Bucket=s3.bucket, Key=f"{key}.corrupt")["Body"].read()
+    assert s3.objects("lake/") == [kept_key, key]
+    kept = s3.client.get_object(Bucket=s3.bucket, Key=kept_key)["Body"].read()
     assert kept == b"PAR1 truncated"
     assert len(archive.read_intervals(METER)) == 4
 

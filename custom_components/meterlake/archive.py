@@ -764,6 +764,10 @@ class Archive:
         temp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
+            # Left by a write that died before its rename; we hold the partition lock, so no
+            # live writer owns them (Polars directory scans trip over foreign files).
+            for stale in final.parent.glob(f".{final.name}.*.tmp"):
+                stale.unlink(missing_ok=True)
             with temp.open("xb") as handle:
                 handle.write(body)
                 handle.flush()
@@ -779,11 +783,17 @@ class Archive:
             out.write(body)
 
     def _quarantine(self, path: str) -> str:
-        """Keep an unreadable partition file as *.corrupt for the user, never over an older one."""
-        target = path + CORRUPT_SUFFIX
+        """Keep an unreadable partition file for the user as `_data.parquet.corrupt`.
+
+        The leading underscore matters: Spark and pyarrow.dataset read every file of a
+        partition directory except those starting with `_` or `.`, so a plain
+        `data.parquet.corrupt` would break their scans. An older quarantined file is kept.
+        """
+        folder, name = path.rsplit("/", 1)
+        target = f"{folder}/_{name}{CORRUPT_SUFFIX}"
         if self._exists(target):
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-            target = f"{path}.{stamp}{CORRUPT_SUFFIX}"
+            target = f"{folder}/_{name}.{stamp}{CORRUPT_SUFFIX}"
         if self._local:
             try:
                 os.replace(path, target)  # noqa: PTH105 - same call as the atomic write
