@@ -773,3 +773,22 @@ def test_merge_matches_a_simple_model(batches: list[list[tuple[int, int, int]]])
     assert back["ingested_at"].tolist() == [
         INGEST_1 + pd.Timedelta(days=model[slot][0]) for slot in sorted(model)
     ]
+
+
+def test_import_stays_light() -> None:
+    """The HA layer imports archive.py at start-up: pandas and pyarrow must wait until used."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import custom_components.meterlake.archive; "
+        "print(sorted(m for m in ('pandas', 'pyarrow', 'numpy') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert out.stdout.strip() == "[]"

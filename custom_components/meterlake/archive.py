@@ -119,7 +119,14 @@ class CorruptPartitionError(ArchiveError):
 
 @dataclass(frozen=True, slots=True)
 class WriteSummary:
-    """What one write did; `corrupt_windows` tells the caller what to re-fetch from the source."""
+    """What one write did; `corrupt_windows` tells the caller what to re-fetch from the source.
+
+    rows_written: input rows (after de-duplication) that won the merge, i.e. whose values the
+    archive now holds. rows_total: rows in the partitions the input touched. corrupt: paths of
+    unreadable files kept as `_data.parquet.corrupt`; each partition was rebuilt from the input
+    alone. corrupt_windows: (meter, tariff or perimeter; month start; month end) per such
+    partition (standing charges: from the Unix epoch to now; audit has none).
+    """
 
     dataset: str
     partitions_written: int
