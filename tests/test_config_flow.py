@@ -64,7 +64,7 @@ async def test_demo_flow_over_http_api(hass: HomeAssistant, hass_client: Any) ->
     assert resp.status == 200
     body = await resp.json()
     assert body["type"] == "menu"
-    assert body["menu_options"] == ["demo"]
+    assert body["menu_options"] == ["demo", "octopus"]
     resp = await client.post(
         f"/api/config/config_entries/flow/{body['flow_id']}", json={"next_step_id": "demo"}
     )

@@ -13,6 +13,11 @@ SOURCE_OCTOPUS: Final = "octopus"
 SOURCE_TIBBER: Final = "tibber"
 SOURCE_ECO2MIX: Final = "eco2mix"
 
+# Octopus entry data (api_key is homeassistant.const.CONF_API_KEY) and option.
+CONF_ACCOUNT_NUMBER: Final = "account_number"
+CONF_METERS: Final = "meters"
+CONF_TARIFF_OVERRIDES: Final = "tariff_overrides"
+
 # Options shared by every source (DESIGN.md, "Entry types and unique ids").
 CONF_ARCHIVE_ROOT: Final = "archive_root"
 CONF_KEEP_RAW_DAYS: Final = "keep_raw_days"
