@@ -645,3 +645,17 @@ async def test_quarter_hours_sum_into_their_hour(
     )
     assert rows["state"].iloc[0] == pytest.approx(frame["value"].iloc[:3].sum(), abs=1e-12)
     assert rows["state"].iloc[1] == pytest.approx(frame["value"].iloc[3:7].sum(), abs=1e-12)
+
+
+async def test_import_returns_once_committed(recorder_mock: Recorder, hass: HomeAssistant) -> None:
+    """Back-to-back imports read what the previous one wrote: no wait needed in between."""
+    table = Table()
+    consumption = stats.statistic_id(ELEC.key, "consumption")
+    for day in range(4):
+        rows = make_intervals(ELEC, T0 + timedelta(days=day), 48, seed=90 + day)
+        await stats.async_import_meter(hass, ELEC, table.upsert(rows))
+        # Read at once through the recorder's executor, no async_wait_recording_done.
+        found = await stored(hass, consumption)
+        expected = running_totals(table.frame, "value")
+        assert list(found["start"]) == list(expected.index)
+        np.testing.assert_allclose(found["sum"], expected.to_numpy(), rtol=0, atol=1e-9)

@@ -38,6 +38,7 @@ from homeassistant.components.recorder.statistics import (
     statistics_during_period,
     valid_statistic_id,
 )
+from homeassistant.components.recorder.tasks import SynchronizeTask
 from homeassistant.helpers.recorder import get_instance
 from homeassistant.util import slugify
 from homeassistant.util.hass_dict import HassKey
@@ -61,8 +62,9 @@ SUFFIX_ENERGY: Final = "energy"
 SUFFIXES: Final = (SUFFIX_CONSUMPTION, SUFFIX_COST, SUFFIX_ENERGY)
 
 # One recorder job: the recorder checks and writes row by row (~0.5 ms each on a small host).
-# The first chunk is small; later ones are sized from the time the previous one took.
-DEFAULT_JOB_SECONDS: Final = 1.0
+# The first chunk is small; later ones are sized from the time the previous one took, aiming
+# at half a second so that even a host slowing down threefold stays under ~2 s per job.
+DEFAULT_JOB_SECONDS: Final = 0.5
 FIRST_CHUNK_ROWS: Final = 500
 MIN_CHUNK_ROWS: Final = 100
 MAX_CHUNK_ROWS: Final = 20_000
@@ -133,6 +135,27 @@ class _Stored:
     states: list[float | None]
 
 
+@dataclass(frozen=True, slots=True)
+class _Rows:
+    """Rows to send for one statistic, kept as flat lists (few GC-tracked objects) until sent."""
+
+    hours: list[int]
+    states: list[float]
+    sums: list[float]
+
+    def __len__(self) -> int:
+        return len(self.hours)
+
+    def statistic_data(self, begin: int, end: int) -> list[StatisticData]:
+        """StatisticData of rows [begin, end) (built in the executor, one chunk at a time)."""
+        return [
+            StatisticData(start=datetime.fromtimestamp(hour, UTC), state=state, sum=total)
+            for hour, state, total in zip(
+                self.hours[begin:end], self.states[begin:end], self.sums[begin:end], strict=True
+            )
+        ]
+
+
 def _unit_class(unit: str) -> str | None:
     """EnergyConverter or VolumeConverter unit class of `unit`, None for anything else."""
     if unit in EnergyConverter.VALID_UNITS:
@@ -140,6 +163,18 @@ def _unit_class(unit: str) -> str | None:
     if unit in VolumeConverter.VALID_UNITS:
         return VolumeConverter.UNIT_CLASS
     return None
+
+
+async def _async_recorder_done(hass: HomeAssistant) -> None:
+    """Wait until the recorder has run every task queued before this call.
+
+    The recorder's queue is FIFO and one thread works it, so a SynchronizeTask queued now
+    completes after them. (Recorder.async_block_till_done returns at once when the queue is
+    empty, which it already is while the recorder is still running the last task taken.)
+    """
+    future: asyncio.Future[None] = hass.loop.create_future()
+    get_instance(hass).queue_task(SynchronizeTask(future))
+    await future
 
 
 def _lock(hass: HomeAssistant, meter_key: str) -> asyncio.Lock:
@@ -238,11 +273,12 @@ def _bucket(
         return values.abs() if meter.is_export else values
 
     value, cost, energy = column("value"), column("cost"), column("energy_kwh")
+    has_end = "end" in frame.columns
     work = pd.DataFrame(
         {
             "meter": meter.key,
             "start": frame["start"],
-            "end": frame["end"] if "end" in frame.columns else pd.NaT,
+            "end": frame["end"] if has_end else frame["start"],
             "value": value,
             "value_known": value.notna().astype("float64"),
             "cost": cost,
@@ -254,7 +290,7 @@ def _bucket(
     hourly = hourly_buckets(
         work,
         columns=("value", "value_known", "cost", "cost_known", "energy_kwh", "energy_kwh_known"),
-        cadence_minutes=None,
+        cadence_minutes=None if has_end else meter.cadence_minutes,
     )
     hourly = hourly.sort_values("hour")
     hours = _epoch_seconds(hourly["hour"])
@@ -339,7 +375,7 @@ def _read_stored(hass: HomeAssistant, ids: list[str], first_hour: datetime) -> d
     return stored
 
 
-def _changed_rows(series: _Series, stored: _Stored) -> list[StatisticData]:
+def _changed_rows(series: _Series, stored: _Stored) -> _Rows:
     """Rows whose state or sum differ from what is stored, continuing from the stored anchor.
 
     The frame's known hours are accumulated one by one (the same left fold every run, so an
@@ -356,7 +392,7 @@ def _changed_rows(series: _Series, stored: _Stored) -> list[StatisticData]:
     }
     running = stored.anchor
     previous_old = stored.anchor
-    out: list[StatisticData] = []
+    out = _Rows([], [], [])
     for hour in sorted(fresh.keys() | old.keys()):
         value = fresh.get(hour)
         kept = old.get(hour)
@@ -371,7 +407,9 @@ def _changed_rows(series: _Series, stored: _Stored) -> list[StatisticData]:
             previous_old = kept[0]
             if kept[0] == running and kept[1] == state:
                 continue
-        out.append(StatisticData(start=datetime.fromtimestamp(hour, UTC), state=state, sum=running))
+        out.hours.append(hour)
+        out.states.append(state)
+        out.sums.append(running)
     return out
 
 
@@ -390,9 +428,9 @@ def _metadata(meter: MeterInfo, series: _Series, stat_id: str) -> StatisticMetaD
 
 def _plan(
     meter: MeterInfo, buckets: _Buckets, stored: dict[str, _Stored]
-) -> list[tuple[StatisticMetaData, list[StatisticData]]]:
-    """Rows to send per statistic (executor: building ~10^5 dicts is not loop work)."""
-    plan: list[tuple[StatisticMetaData, list[StatisticData]]] = []
+) -> list[tuple[StatisticMetaData, _Rows]]:
+    """Rows to send per statistic (executor: a pure-Python pass over every hour)."""
+    plan: list[tuple[StatisticMetaData, _Rows]] = []
     for series in buckets.series:
         stat_id = statistic_id(meter.key, series.suffix)
         previous = stored[stat_id]
@@ -404,24 +442,25 @@ def _plan(
 
 
 async def _async_send(
-    hass: HomeAssistant,
-    metadata: StatisticMetaData,
-    rows: list[StatisticData],
-    job_seconds: float,
+    hass: HomeAssistant, metadata: StatisticMetaData, rows: _Rows, job_seconds: float
 ) -> None:
-    """Send rows in chunks, waiting for each so other recorder work runs between them."""
-    instance = get_instance(hass)
+    """Send rows in chunks, waiting for each so other recorder work runs between them.
+
+    Each chunk is one recorder job; its size follows the time the previous one took (queue
+    wait included), so a slow or busy host gets smaller jobs, never one long one.
+    """
     size = FIRST_CHUNK_ROWS
     position = 0
     while position < len(rows):
-        chunk = rows[position : position + size]
+        end = min(len(rows), position + size)
+        chunk = await hass.async_add_executor_job(rows.statistic_data, position, end)
         started = time.monotonic()
         async_add_external_statistics(hass, metadata, chunk)
-        await instance.async_block_till_done()
+        await _async_recorder_done(hass)
         elapsed = max(time.monotonic() - started, 1e-3)
-        position += len(chunk)
-        target = int(len(chunk) * job_seconds / elapsed)
-        size = max(MIN_CHUNK_ROWS, min(MAX_CHUNK_ROWS, 2 * len(chunk), target))
+        sent, position = end - position, end
+        target = int(sent * job_seconds / elapsed)
+        size = max(MIN_CHUNK_ROWS, min(MAX_CHUNK_ROWS, 2 * sent, target))
 
 
 async def async_import_meter(
@@ -460,8 +499,10 @@ async def async_import_meter(
                 continue
             await _async_send(hass, metadata, rows, job_seconds)
             written = max(written, len(rows))
-            first = rows[0]["start"] if first is None else min(first, rows[0]["start"])
-            last = rows[-1]["start"] if last is None else max(last, rows[-1]["start"])
+            begins = datetime.fromtimestamp(rows.hours[0], UTC)
+            ends = datetime.fromtimestamp(rows.hours[-1], UTC)
+            first = begins if first is None else min(first, begins)
+            last = ends if last is None else max(last, ends)
         _LOGGER.debug("Statistics of %s: %s hourly rows sent", meter.key, written)
         return StatisticsImport(
             meter=meter.key,
@@ -476,9 +517,8 @@ async def async_clear_meter(hass: HomeAssistant, meter: MeterInfo) -> None:
     """Delete every statistic of the meter (rebuild from scratch) and wait until it is done."""
     ids = [statistic_id(meter.key, suffix) for suffix in SUFFIXES]
     async with _lock(hass, meter.key):
-        instance = get_instance(hass)
-        instance.async_clear_statistics(ids)
-        await instance.async_block_till_done()
+        get_instance(hass).async_clear_statistics(ids)
+        await _async_recorder_done(hass)
 
 
 async def async_last_imported_hour(hass: HomeAssistant, meter: MeterInfo) -> datetime | None:
