@@ -34,7 +34,7 @@ DEMO_NOW = "2026-11-20 12:10:00+00:00"
 
 
 @pytest.fixture
-def demo_entry() -> Any:
+def demo_entry(tmp_path: Path) -> Any:
     """A demo config entry with default options (not yet added to hass)."""
     from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -45,7 +45,7 @@ def demo_entry() -> Any:
         domain=DOMAIN,
         title="MeterLake demo",
         data={"source": "demo"},
-        options=default_options() | {"backfill_days": 60},
+        options=default_options() | {"backfill_days": 10, "archive_root": str(tmp_path / "lake")},
         unique_id="demo",
         entry_id="01DEMOENTRY0000000000000000",
     )
@@ -73,3 +73,11 @@ def entity_registry_enabled_by_default() -> Generator[None]:
         return_value=True,
     ):
         yield
+
+
+@pytest.fixture
+def snapshot(snapshot: Any) -> Any:
+    """Home Assistant's syrupy extension: registry ids and times are masked, states are dicts."""
+    from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+
+    return snapshot.use_extension(HomeAssistantSnapshotExtension)

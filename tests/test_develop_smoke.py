@@ -45,6 +45,7 @@ def _demo_states(db: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("socket_enabled")
 def test_develop_config_starts_home_assistant(tmp_path: Path) -> None:
     config = tmp_path / "config"
     config.mkdir()

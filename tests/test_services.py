@@ -19,8 +19,8 @@ async def _backfill(hass: HomeAssistant, **data: Any) -> Any:
 
 
 async def test_backfill_skips_stored_windows(hass: HomeAssistant, loaded_demo: Any) -> None:
-    # Setup already fetched 60 days (backfill option) plus the recent window: all stored.
-    response = await _backfill(hass, config_entry=loaded_demo.entry_id, days=30)
+    # Setup already fetched the 10 days of the backfill option: all stored.
+    response = await _backfill(hass, config_entry=loaded_demo.entry_id, days=10)
     elec = response["meters"]["demo_electricity"]
     assert elec["windows_skipped"] == 1
     assert elec["windows_fetched"] == 0
@@ -31,10 +31,9 @@ async def test_backfill_fetches_older_history(hass: HomeAssistant, loaded_demo: 
     coordinator = loaded_demo.runtime_data.coordinator
     response = await _backfill(hass, config_entry=loaded_demo.entry_id, days=120)
     elec = response["meters"]["demo_electricity"]
-    # 120 days = 4 windows of 30 days; the newest is in memory already.
-    assert elec["windows_fetched"] + elec["windows_skipped"] == 4
-    assert elec["windows_fetched"] >= 2
-    assert elec["rows_fetched"] >= 2 * 30 * 48
+    # 120 days = 4 windows of 30 days; only the newest 10 days were stored.
+    assert elec["windows_fetched"] == 4
+    assert elec["rows_fetched"] == 120 * 48 - 2
     assert elec["missing_intervals"] == 0
     assert coordinator.last_update_success
 
@@ -44,8 +43,9 @@ async def test_backfill_force_refetches(hass: HomeAssistant, loaded_demo: Any) -
     elec = response["meters"]["demo_electricity"]
     assert elec["windows_fetched"] == 1
     assert elec["windows_skipped"] == 0
-    # 10 days minus the hour of lag, half-hourly.
-    assert elec["rows_fetched"] == 10 * 48 - 3
+    # From 12:00 ten days ago (whole hours) to 11:00 today, the hour of lag: half-hourly.
+    assert elec["rows_fetched"] == 10 * 48 - 2
+    assert elec["rows_stored"] == 10 * 48 - 2
 
 
 async def test_backfill_unknown_entry(hass: HomeAssistant, loaded_demo: Any) -> None:

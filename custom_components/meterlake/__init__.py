@@ -17,6 +17,7 @@ from homeassistant.helpers.typing import ConfigType
 from .const import CONF_SOURCE, DOMAIN
 from .coordinator import MeterLakeConfigEntry, MeterLakeCoordinator, MeterLakeData
 from .services import async_setup_services
+from .sinks import ArchiveSink, StatisticsSink
 from .sources.base import Source, SourceContext
 from .store import WatermarkStore
 
@@ -56,9 +57,19 @@ async def async_setup_entry(hass: HomeAssistant, entry: MeterLakeConfigEntry) ->
         ) from err
     store = WatermarkStore(hass, entry.entry_id)
     await store.async_load()
-    coordinator = MeterLakeCoordinator(hass, entry, source, store)
+    statistics = StatisticsSink(hass, entry.options)
+    coordinator = MeterLakeCoordinator(
+        hass,
+        entry,
+        source,
+        store,
+        archive=ArchiveSink(hass, entry.entry_id, entry.options),
+        statistics=statistics,
+    )
     await coordinator.async_config_entry_first_refresh()
     entry.runtime_data = MeterLakeData(coordinator=coordinator)
+    statistics.start(entry, coordinator.async_catch_up_statistics)
+    entry.async_on_unload(statistics.stop)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
 

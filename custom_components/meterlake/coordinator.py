@@ -7,11 +7,11 @@ sink accepted, so a failure anywhere means the next poll fetches those rows agai
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 import logging
-from typing import TYPE_CHECKING, Any, Protocol
+import math
+from typing import TYPE_CHECKING, Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
@@ -41,6 +41,8 @@ from .store import WatermarkStore
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .sinks import ArchiveSink, StatisticsSink
+
 _LOGGER = logging.getLogger(__name__)
 HOUR = timedelta(hours=1)
 
@@ -52,13 +54,6 @@ class MeterLakeData:
     """Runtime data of a loaded entry (typed, per the quality scale's runtime-data rule)."""
 
     coordinator: MeterLakeCoordinator
-
-
-class Sink(Protocol):
-    """Somewhere fetched rows go besides memory: the archive, long-term statistics."""
-
-    async def async_store(self, meter: MeterInfo, result: FetchResult) -> None:
-        """Persist one meter's fetch; raise to keep the watermark where it is."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +95,7 @@ class PollReport:
 
     started: datetime
     rows: dict[str, int] = field(default_factory=dict)
+    stored: dict[str, int] = field(default_factory=dict)
     audit: list[AuditRecord] = field(default_factory=list)
 
 
@@ -115,7 +111,8 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         source: Source,
         store: WatermarkStore,
         *,
-        sinks: Sequence[Sink] = (),
+        archive: ArchiveSink | None = None,
+        statistics: StatisticsSink | None = None,
     ) -> None:
         super().__init__(
             hass,
@@ -126,7 +123,8 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         )
         self.source = source
         self.store = store
-        self.sinks: list[Sink] = list(sinks)
+        self.archive = archive
+        self.statistics = statistics
         self.recent: pd.DataFrame | None = None
         self.tables: dict[str, MeterTables] = {}
         self.last_report: PollReport | None = None
@@ -140,9 +138,12 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
     def window_start(self, meter: MeterInfo, now: datetime) -> datetime:
         """Watermark minus the overlap, or the backfill horizon on a first run; whole hours."""
         watermark = self.store.get(meter.key)
-        start = now - self.backfill if watermark is None else watermark - DEFAULT_OVERLAP
+        if watermark is None:
+            return floor_to(now - self.backfill, HOUR)
+        start = watermark - DEFAULT_OVERLAP
         if self.recent is None:
-            # After a restart the sensors need today, yesterday and the month so far.
+            # A restart without an archive to read: the sensors need today, yesterday and the
+            # month so far.
             start = min(start, now - RECENT_WINDOW)
         return floor_to(start, HOUR)
 
@@ -150,9 +151,34 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         now = dt_util.utcnow()
         report = PollReport(started=now)
         self.last_report = report
+        if self.recent is None:
+            await self._async_prime(now)
         for meter in self.source.meters:
             await self.async_poll_meter(meter, self.window_start(meter, now), now, report)
         return await self.hass.async_add_executor_job(self._snapshots, dt_util.utcnow())
+
+    async def _async_prime(self, now: datetime) -> None:
+        """After a (re)start, take recent rows and missing watermarks from the archive.
+
+        A new install over an existing archive thus continues where the archive ends instead
+        of fetching `backfill_days` again; the statistics worker imports what it lacks.
+        """
+        if self.archive is None:
+            return
+        frames = []
+        for meter in self.source.meters:
+            watermark = self.store.get(meter.key)
+            start = None if watermark is None else now - RECENT_WINDOW - timedelta(days=1)
+            rows = await self.archive.async_read(meter, start, None)
+            if rows is None or rows.empty:
+                continue
+            if watermark is None:
+                newest = rows["end"].max().to_pydatetime()
+                _LOGGER.info("%s: continuing from the archive (up to %s)", meter.key, newest)
+                self.store.advance(meter.key, newest)
+            frames.append(rows)
+        if frames:
+            self.recent = await self.hass.async_add_executor_job(_concat_recent, frames, now)
 
     async def async_poll_meter(
         self, meter: MeterInfo, start: datetime, end: datetime, report: PollReport
@@ -165,6 +191,10 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
                 translation_domain=DOMAIN, translation_key="invalid_auth"
             ) from err
         except SourceUnavailableError as err:
+            partial: FetchResult | None = err.partial
+            if partial is not None:
+                # Keep what arrived before the retry budget ran out.
+                await self._async_keep(meter, partial, report)
             raise UpdateFailed(
                 translation_domain=DOMAIN,
                 translation_key="cannot_connect",
@@ -177,23 +207,52 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
                 translation_key="source_error",
                 translation_placeholders={"error": str(err)},
             ) from err
+        await self._async_keep(meter, result, report)
+        return result
+
+    async def _async_keep(self, meter: MeterInfo, result: FetchResult, report: PollReport) -> None:
+        """Memory, archive, statistics; then the watermark, if the archive took the rows."""
         report.audit.extend(result.audit)
         report.rows[meter.key] = report.rows.get(meter.key, 0) + len(result.intervals)
         self.recent = await self.hass.async_add_executor_job(
             self._merge_recent, result.intervals, dt_util.utcnow()
         )
         self.tables[meter.key] = MeterTables(
-            rates=result.rates,
-            standing_charges=result.standing_charges,
-            agreements=result.agreements,
+            rates=result.rates if result.rates is not None else self._table(meter, "rates"),
+            standing_charges=result.standing_charges
+            if result.standing_charges is not None
+            else self._table(meter, "standing_charges"),
+            agreements=result.agreements
+            if result.agreements is not None
+            else self._table(meter, "agreements"),
             unrated=result.unrated,
             rejected=result.rejected,
         )
-        for sink in self.sinks:
-            await sink.async_store(meter, result)
-        if result.complete_until is not None:
+        accepted = True
+        if self.archive is not None:
+            outcome = await self.archive.async_store(meter, result)
+            accepted = outcome.accepted
+            report.stored[meter.key] = report.stored.get(meter.key, 0) + outcome.rows_written
+            for start, end in outcome.refetch:
+                await self._async_refetch(meter, start, end, report)
+        else:
+            report.stored[meter.key] = report.stored.get(meter.key, 0) + len(result.intervals)
+        if self.statistics is not None:
+            self.statistics.queue(meter, result)
+        if accepted and result.complete_until is not None:
             self.store.advance(meter.key, result.complete_until)
-        return result
+
+    async def _async_refetch(
+        self, meter: MeterInfo, start: datetime, end: datetime, report: PollReport
+    ) -> None:
+        """Rebuild an archive month whose file was unreadable, from the source."""
+        _LOGGER.warning("%s: re-fetching %s to %s to rebuild the archive", meter.key, start, end)
+        result = await self.source.async_fetch(meter, start, min(end, dt_util.utcnow()))
+        await self._async_keep(meter, result, report)
+
+    def _table(self, meter: MeterInfo, name: str) -> pd.DataFrame | None:
+        tables = self.tables.get(meter.key)
+        return None if tables is None else getattr(tables, name)
 
     async def async_refresh_snapshots(self) -> None:
         """Recompute the sensors' values now (after a backfill) and notify the entities."""
@@ -201,9 +260,16 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         self.async_set_updated_data(data)
 
     async def async_stored_rows(
-        self, meter: MeterInfo, start: datetime, end: datetime
+        self, meter: MeterInfo, start: datetime | None, end: datetime | None
     ) -> pd.DataFrame | None:
-        """Stored intervals of `meter` starting in [start, end) (memory for now)."""
+        """Stored intervals of `meter` starting in [start, end): the archive, else memory.
+
+        `None` bounds are open.
+        """
+        if self.archive is not None:
+            rows = await self.archive.async_read(meter, start, end)
+            if rows is not None:
+                return rows
         recent = self.recent
         if recent is None:
             return None
@@ -238,16 +304,73 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
 
     def _merge_recent(self, fresh: pd.DataFrame, now: datetime) -> pd.DataFrame:
         """Fold fresh rows into the recent table (newer rows win) and trim it to the window."""
-        import pandas as pd
-
-        from .analytics.intervals import dedupe
-
         frames = [f for f in (self.recent, fresh) if f is not None and not f.empty]
-        if not frames:
-            return fresh
-        merged = dedupe(pd.concat(frames, ignore_index=True))
-        horizon = pd.Timestamp(now - RECENT_WINDOW - timedelta(days=1))
-        return merged[merged["start"] >= horizon].reset_index(drop=True)
+        return _concat_recent(frames, now) if frames else fresh
+
+    async def async_catch_up_statistics(self) -> None:
+        """Queue archived rows the statistics lack (run once HA has started).
+
+        Covers a restart in the middle of a long first import and a new install over an existing
+        archive: everything from the newest imported hour up to what is already queued.
+        """
+        from . import statistics
+
+        if self.archive is None or self.statistics is None:
+            return
+        for meter in self.source.meters:
+            watermark = self.store.get(meter.key)
+            if watermark is None:
+                continue
+            last = await statistics.async_last_imported_hour(self.hass, meter)
+            need_from = None if last is None else last + HOUR
+            need_to = self.statistics.pending_start(meter.key) or watermark
+            if need_from is not None and need_from >= need_to:
+                continue
+            rows = await self.archive.async_read(meter, need_from, need_to)
+            if rows is None or rows.empty:
+                continue
+            _LOGGER.info(
+                "%s: importing %d archived intervals into statistics", meter.key, len(rows)
+            )
+            self.statistics.queue(meter, self._archived_result(meter, rows))
+
+    async def async_rebuild_statistics(self, meter: MeterInfo, start: datetime | None) -> int:
+        """Recompute the meter's statistics from stored intervals; hours written.
+
+        With a start, sums re-anchor on the hour before it; without, the statistics are cleared
+        and rebuilt from the first stored interval.
+        """
+        from . import statistics
+
+        start = None if start is None else floor_to(start, HOUR)
+        rows = await self.async_stored_rows(meter, start, None)
+        if rows is None or rows.empty:
+            return 0
+        if start is None:
+            await statistics.async_clear_meter(self.hass, meter)
+        assert self.statistics is not None
+        imported = await statistics.async_import_meter(
+            self.hass,
+            meter,
+            rows,
+            standing=await self.hass.async_add_executor_job(
+                _standing_for, meter, self._archived_result(meter, rows), rows
+            )
+            if self.statistics.standing_charge_in_cost
+            else None,
+            standing_charge_in_cost=self.statistics.standing_charge_in_cost,
+            time_zone=meter.time_zone,
+        )
+        return imported.hours_written
+
+    def _archived_result(self, meter: MeterInfo, rows: pd.DataFrame) -> FetchResult:
+        return FetchResult(
+            intervals=rows,
+            complete_until=None,
+            rates=self._table(meter, "rates"),
+            standing_charges=self._table(meter, "standing_charges"),
+            agreements=self._table(meter, "agreements"),
+        )
 
     def _snapshots(self, now: datetime) -> dict[str, MeterSnapshot]:
         """Sensor values of every meter (runs in the executor)."""
@@ -306,15 +429,23 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         return snapshots
 
 
-def _rows_between(frame: pd.DataFrame, meter: str, start: datetime, end: datetime) -> pd.DataFrame:
+def _rows_between(
+    frame: pd.DataFrame, meter: str, start: datetime | None, end: datetime | None
+) -> pd.DataFrame:
     import pandas as pd
 
-    mask = (
-        (frame["meter"] == meter)
-        & (frame["start"] >= pd.Timestamp(start))
-        & (frame["start"] < pd.Timestamp(end))
-    )
-    return frame[mask]
+    mask = frame["meter"] == meter
+    if start is not None:
+        mask &= frame["start"] >= pd.Timestamp(start)
+    if end is not None:
+        mask &= frame["start"] < pd.Timestamp(end)
+    return frame[mask].reset_index(drop=True)
+
+
+def _standing_for(meter: MeterInfo, result: FetchResult, rows: pd.DataFrame) -> Any:
+    from .sinks import standing_by_day
+
+    return standing_by_day(meter, result, rows)
 
 
 def _missing_slots(rows: pd.DataFrame, meter: MeterInfo, start: datetime, end: datetime) -> int:
@@ -333,6 +464,16 @@ def _missing_slots(rows: pd.DataFrame, meter: MeterInfo, start: datetime, end: d
         window_start=first,
         window_end=last,
     ).missing_count
+
+
+def _concat_recent(frames: list[pd.DataFrame], now: datetime) -> pd.DataFrame:
+    import pandas as pd
+
+    from .analytics.intervals import dedupe
+
+    merged = dedupe(pd.concat(frames, ignore_index=True))
+    horizon = pd.Timestamp(now - RECENT_WINDOW - timedelta(days=1))
+    return merged[merged["start"] >= horizon].reset_index(drop=True)
 
 
 def _total(totals: dict[str, dict[str, float | None]], period: str, column: str) -> float | None:
@@ -357,4 +498,5 @@ def _standing_charge_today(
     rows = charges[charges["meter"] == meter.key]
     if rows.empty:
         return None
-    return float(rows["charge"].iloc[0])
+    charge = float(rows["charge"].iloc[0])
+    return None if math.isnan(charge) else charge

@@ -11,6 +11,10 @@ from homeassistant.core import HomeAssistant
 from .coordinator import MeterLakeConfigEntry, MeterSnapshot
 
 TO_REDACT = {
+    "archive_root",
+    "archive_access_key",
+    "archive_secret_key",
+    "archive_endpoint",
     "api_key",
     "access_token",
     "account_number",
@@ -81,6 +85,18 @@ async def async_get_config_entry_diagnostics(
                 ],
             },
             "snapshots": snapshots,
+            "archive": None
+            if coordinator.archive is None
+            else {
+                "kind": _root_kind(coordinator.archive.root_option),
+                "last_error": coordinator.archive.last_error,
+            },
+            "statistics": None
+            if coordinator.statistics is None
+            else {
+                "queued_meters": len(coordinator.statistics.pending),
+                "last_error": coordinator.statistics.last_error,
+            },
             "last_update_success": coordinator.last_update_success,
         },
         TO_REDACT,
@@ -97,3 +113,8 @@ def _snapshot_dict(snapshot: MeterSnapshot) -> dict[str, Any]:
         value = getattr(snapshot, name)
         values[name] = value.isoformat() if hasattr(value, "isoformat") else value
     return values
+
+
+def _root_kind(root: str) -> str:
+    """`local`, or the URI scheme (`s3`, `gs`, `abfs`): never the path or its credentials."""
+    return root.split("://", 1)[0] if "://" in root else "local"

@@ -1,9 +1,11 @@
-"""Actions: `meterlake.backfill` fetches history in windows for one entry."""
+"""Actions: `meterlake.backfill` (history in windows) and `meterlake.rebuild_statistics`."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+import itertools
 import logging
+import math
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
@@ -14,15 +16,27 @@ from homeassistant.util import dt as dt_util
 import probatio as vol
 
 from .const import DOMAIN, MAX_BACKFILL_DAYS
-from .coordinator import MeterLakeConfigEntry, PollReport
+from .coordinator import HOUR, MeterLakeConfigEntry, MeterLakeCoordinator, PollReport
+from .sources.base import floor_to
 
 _LOGGER = logging.getLogger(__name__)
 
 ATTR_CONFIG_ENTRY = "config_entry"
 ATTR_DAYS = "days"
 ATTR_FORCE = "force"
+ATTR_METER = "meter"
+ATTR_START = "start"
+SERVICE_REBUILD_STATISTICS = "rebuild_statistics"
 SERVICE_BACKFILL = "backfill"
 BACKFILL_WINDOW = timedelta(days=30)
+
+REBUILD_SCHEMA = vol.Schema(
+    {
+        vol.Required(ATTR_CONFIG_ENTRY): cv.string,
+        vol.Optional(ATTR_METER): cv.string,
+        vol.Optional(ATTR_START): cv.date,
+    }
+)
 
 BACKFILL_SCHEMA = vol.Schema(
     {
@@ -40,6 +54,13 @@ def async_setup_services(hass: HomeAssistant) -> None:
         SERVICE_BACKFILL,
         _async_backfill,
         schema=BACKFILL_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_REBUILD_STATISTICS,
+        _async_rebuild_statistics,
+        schema=REBUILD_SCHEMA,
         supports_response=SupportsResponse.OPTIONAL,
     )
 
@@ -75,15 +96,44 @@ async def _async_backfill(call: ServiceCall) -> ServiceResponse:
     force: bool = call.data[ATTR_FORCE]
     coordinator = entry.runtime_data.coordinator
     now = dt_util.utcnow()
-    start = now - timedelta(days=days)
+    start = floor_to(now - timedelta(days=days), HOUR)
     report = PollReport(started=now)
     summary: dict[str, Any] = {}
+    statistics = coordinator.statistics
+    if statistics is not None:
+        # One statistics import for all windows, not one re-accumulation per window.
+        statistics.hold()
+    try:
+        await _backfill_meters(
+            coordinator,
+            entry.title,
+            start=start,
+            now=now,
+            force=force,
+            report=report,
+            summary=summary,
+        )
+    finally:
+        if statistics is not None:
+            statistics.release()
+    await coordinator.async_refresh_snapshots()
+    return {"meters": summary}
+
+
+async def _backfill_meters(
+    coordinator: MeterLakeCoordinator,
+    title: str,
+    *,
+    start: datetime,
+    now: datetime,
+    force: bool,
+    report: PollReport,
+    summary: dict[str, Any],
+) -> None:
     for meter in coordinator.source.meters:
         fetched = skipped = 0
         missing = 0
-        window_start = start
-        while window_start < now:
-            window_end = min(window_start + BACKFILL_WINDOW, now)
+        for window_start, window_end in backfill_windows(start, now):
             if not force and await coordinator.async_is_stored(meter, window_start, window_end):
                 skipped += 1
             else:
@@ -101,20 +151,59 @@ async def _async_backfill(call: ServiceCall) -> ServiceResponse:
                 missing += await coordinator.async_missing(meter, result, window_start, window_end)
             _LOGGER.info(
                 "Backfill of %s: %s to %s done (%d windows fetched, %d skipped)",
-                entry.title,
+                title,
                 window_start.date(),
                 window_end.date(),
                 fetched,
                 skipped,
             )
-            window_start = window_end
-        rows = report.rows.get(meter.key, 0)
         summary[meter.key] = {
             "windows_fetched": fetched,
             "windows_skipped": skipped,
-            "rows_fetched": rows,
-            "rows_stored": rows,
+            "rows_fetched": report.rows.get(meter.key, 0),
+            "rows_stored": report.stored.get(meter.key, 0),
             "missing_intervals": missing,
         }
-    await coordinator.async_refresh_snapshots()
-    return {"meters": summary}
+
+
+def backfill_windows(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """30-day windows ending at `end`, oldest first; the oldest may be a little longer."""
+    count = max(1, math.ceil((end - start - HOUR) / BACKFILL_WINDOW))
+    bounds = [start] + [end - BACKFILL_WINDOW * k for k in range(count - 1, 0, -1)] + [end]
+    return list(itertools.pairwise(bounds))
+
+
+async def _async_rebuild_statistics(call: ServiceCall) -> ServiceResponse:
+    """Recompute statistics from stored intervals, for one meter or all of the entry."""
+    entry = loaded_entry(call.hass, call.data[ATTR_CONFIG_ENTRY])
+    coordinator = entry.runtime_data.coordinator
+    meters = list(coordinator.source.meters)
+    wanted: str | None = call.data.get(ATTR_METER)
+    if wanted is not None:
+        meters = [meter for meter in meters if meter.key == wanted]
+        if not meters:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="unknown_meter",
+                translation_placeholders={"meter": wanted, "title": entry.title},
+            )
+    start_date: date | None = call.data.get(ATTR_START)
+    start = None
+    if start_date is not None:
+        if start_date > dt_util.now().date():
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="start_in_future",
+                translation_placeholders={"start": start_date.isoformat()},
+            )
+        start = dt_util.as_utc(dt_util.start_of_local_day(start_date))
+    hours: dict[str, Any] = {}
+    for meter in meters:
+        hours[meter.key] = await coordinator.async_rebuild_statistics(meter, start)
+    if not any(hours.values()):
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="nothing_stored",
+            translation_placeholders={"title": entry.title},
+        )
+    return {"hours_written": hours}

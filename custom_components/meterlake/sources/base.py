@@ -156,9 +156,12 @@ class SourceUnavailableError(SourceError):
         *,
         retry_after: float | None = None,
         placeholders: Mapping[str, str] | None = None,
+        partial: FetchResult | None = None,
     ) -> None:
         super().__init__(message, placeholders=placeholders)
         self.retry_after = retry_after
+        # What was read before the budget ran out; the coordinator stores it before failing.
+        self.partial = partial
 
 
 @dataclass(frozen=True, slots=True)

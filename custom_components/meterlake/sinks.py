@@ -1,0 +1,323 @@
+"""Where a poll's rows go besides memory: the Parquet archive and long-term statistics.
+
+Both sinks are failure-tolerant in the same way: a failed write keeps the meter's watermark
+where it was (the coordinator asks `accepted()`), so the next poll fetches the rows again and
+the write is retried; nothing already stored is touched by a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+import logging
+from typing import TYPE_CHECKING, Any
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.start import async_at_started
+from homeassistant.util import dt as dt_util
+
+from .const import (
+    CONF_ARCHIVE_ROOT,
+    CONF_KEEP_RAW_DAYS,
+    CONF_STANDING_CHARGE_IN_COST,
+    DEFAULT_ARCHIVE_ROOT,
+    DOMAIN,
+)
+from .sources.base import FetchResult, MeterInfo
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .archive import Archive
+
+_LOGGER = logging.getLogger(__name__)
+
+# Option keys for object-store credentials (redacted in diagnostics).
+STORAGE_OPTION_KEYS = {
+    "archive_endpoint": "endpoint_override",
+    "archive_access_key": "access_key",
+    "archive_secret_key": "secret_key",
+    "archive_region": "region",
+}
+
+
+def storage_options(options: Mapping[str, Any]) -> dict[str, str]:
+    """pyarrow.fs keyword arguments from the entry's archive credential options."""
+    return {
+        target: str(options[key]).strip()
+        for key, target in STORAGE_OPTION_KEYS.items()
+        if str(options.get(key) or "").strip()
+    }
+
+
+@dataclass(slots=True)
+class StoreOutcome:
+    """What a sink made of one meter's fetch."""
+
+    accepted: bool = True
+    rows_written: int = 0
+    refetch: list[tuple[datetime, datetime]] = field(default_factory=list)
+
+
+class ArchiveSink:
+    """Writes intervals, rates, standing charges, audit and raw responses to the archive.
+
+    A failure raises a repair issue naming the root and the error; the next successful write
+    clears it. A partition that could not be read is reported and its month re-fetched.
+    """
+
+    def __init__(self, hass: HomeAssistant, entry_id: str, options: Mapping[str, Any]) -> None:
+        self.hass = hass
+        self.entry_id = entry_id
+        self.root_option = str(options.get(CONF_ARCHIVE_ROOT) or DEFAULT_ARCHIVE_ROOT)
+        self.keep_raw_days = int(options.get(CONF_KEEP_RAW_DAYS) or 0)
+        self.storage_options = storage_options(options)
+        self.archive: Archive | None = None
+        self.last_error: str | None = None
+
+    @property
+    def issue_id(self) -> str:
+        """One repair issue per entry."""
+        return f"archive_unwritable_{self.entry_id}"
+
+    async def async_open(self) -> Archive:
+        """Open the archive root once (blocking checks run in the executor)."""
+        if self.archive is None:
+            from .archive import open_archive
+
+            self.archive = await self.hass.async_add_executor_job(
+                lambda: open_archive(
+                    self.root_option,
+                    config_dir=self.hass.config.config_dir,
+                    storage_options=self.storage_options,
+                )
+            )
+        return self.archive
+
+    async def async_store(self, meter: MeterInfo, result: FetchResult) -> StoreOutcome:
+        """Write one fetch; on failure keep the rows for the next poll and raise a repair."""
+        from .archive import ArchiveError
+
+        try:
+            archive = await self.async_open()
+            outcome = await self.hass.async_add_executor_job(
+                _write_fetch, archive, meter, result, self.keep_raw_days, dt_util.utcnow()
+            )
+        except ArchiveError as err:
+            self._failed(err.root, err.reason)
+            return StoreOutcome(accepted=False)
+        except OSError as err:  # pragma: no cover - archive.py wraps OS errors already
+            self._failed(self.root_option, str(err))
+            return StoreOutcome(accepted=False)
+        if self.last_error is not None:
+            _LOGGER.info("Archive %s is writable again", archive.root)
+            ir.async_delete_issue(self.hass, DOMAIN, self.issue_id)
+            self.last_error = None
+        return outcome
+
+    async def async_read(
+        self, meter: MeterInfo, start: datetime | None, end: datetime | None
+    ) -> pd.DataFrame | None:
+        """Rows of the meter in [start, end) from the archive, None when it cannot be read."""
+        from .archive import ArchiveError
+
+        try:
+            archive = await self.async_open()
+            return await self.hass.async_add_executor_job(
+                lambda: archive.read_intervals(meter.key, start, end, skip_corrupt=True)
+            )
+        except ArchiveError as err:
+            _LOGGER.warning("Cannot read the archive: %s", err)
+            return None
+
+    def _failed(self, root: str, reason: str) -> None:
+        if self.last_error is None:
+            _LOGGER.error("Cannot write the archive at %s: %s", root, reason)
+        self.last_error = reason
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            self.issue_id,
+            is_fixable=False,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key="archive_unwritable",
+            translation_placeholders={"root": root, "error": reason},
+        )
+
+
+def _write_fetch(
+    archive: Archive, meter: MeterInfo, result: FetchResult, keep_raw_days: int, now: datetime
+) -> StoreOutcome:
+    """Every dataset of one fetch (runs in the executor)."""
+    outcome = StoreOutcome()
+    if not result.intervals.empty:
+        summary = archive.write_intervals(result.intervals)
+        outcome.rows_written = summary.rows_written
+        for path in summary.corrupt:
+            _LOGGER.warning("Archive partition %s was unreadable; kept as *.corrupt", path)
+        outcome.refetch = [(start, end) for _key, start, end in summary.corrupt_windows]
+    if result.rates is not None and not result.rates.empty:
+        archive.write_rates(result.rates)
+    if result.standing_charges is not None and not result.standing_charges.empty:
+        archive.write_standing_charges(result.standing_charges)
+    if result.audit:
+        archive.write_audit(result.audit)
+    if keep_raw_days > 0:
+        for endpoint, payload in result.raw:
+            archive.write_raw(meter.supplier, endpoint, payload, now)
+        archive.purge_raw(keep_days=keep_raw_days, now=now)
+    return outcome
+
+
+class StatisticsSink:
+    """Imports each fetch into long-term statistics, in a background task once HA has started.
+
+    Rows wait in a per-meter queue; the worker imports them in order and drops them only after
+    the recorder accepted them. Imports need the recorder's queue running, which is not the case
+    during a config entry's first refresh at boot, hence the background task.
+    """
+
+    def __init__(self, hass: HomeAssistant, options: Mapping[str, Any]) -> None:
+        self.hass = hass
+        self.standing_charge_in_cost = bool(options.get(CONF_STANDING_CHARGE_IN_COST, False))
+        self.pending: dict[str, tuple[MeterInfo, pd.DataFrame, FetchResult]] = {}
+        self._entry: ConfigEntry[Any] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._started = False
+        self._cancel_start: Callable[[], None] | None = None
+        self._catch_up: Callable[[], Awaitable[None]] | None = None
+        self._holds = 0
+        self.last_error: str | None = None
+
+    def start(
+        self,
+        entry: ConfigEntry[Any],
+        catch_up: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Import in background tasks of the entry, from when Home Assistant runs.
+
+        `catch_up` runs once before the first import: it lets the coordinator queue archived
+        rows the statistics do not have yet (a restart in the middle of a long first import, a
+        new install over an existing archive).
+        """
+        self._entry = entry
+        self._catch_up = catch_up
+
+        async def _begin(_hass: HomeAssistant) -> None:
+            self._started = True
+            self._kick()
+
+        self._cancel_start = async_at_started(self.hass, _begin)
+
+    def stop(self) -> None:
+        """Forget the start listener (entry unload; running imports end with the entry)."""
+        if self._cancel_start is not None:
+            self._cancel_start()
+            self._cancel_start = None
+
+    def pending_start(self, meter_key: str) -> datetime | None:
+        """Start of the oldest queued row of a meter, None when nothing is queued."""
+        pending = self.pending.get(meter_key)
+        if pending is None:
+            return None
+        start: datetime = pending[1]["start"].min().to_pydatetime()
+        return start
+
+    def hold(self) -> None:
+        """Pause imports (a backfill collects all its windows into one import)."""
+        self._holds += 1
+
+    def release(self) -> None:
+        """Resume imports after hold()."""
+        self._holds = max(0, self._holds - 1)
+        self._kick()
+
+    def queue(self, meter: MeterInfo, result: FetchResult) -> None:
+        """Add a fetch to the meter's queue (newer rows win where they overlap)."""
+        if result.intervals.empty:
+            return
+        previous = self.pending.get(meter.key)
+        frame = result.intervals
+        if previous is not None:
+            frame = _combine(previous[1], frame)
+        self.pending[meter.key] = (meter, frame, result)
+        self._kick()
+
+    async def async_wait(self) -> None:
+        """Wait for the running import, if any (tests, rebuild)."""
+        if self._task is not None:
+            await self._task
+
+    def _kick(self) -> None:
+        """Start a drain task unless one runs, imports are held or HA has not started."""
+        if not self._started or self._holds or self._entry is None:
+            return
+        if self._task is None or self._task.done():
+            self._task = self._entry.async_create_background_task(
+                self.hass, self._drain(), f"{DOMAIN} statistics {self._entry.entry_id}"
+            )
+
+    async def _drain(self) -> None:
+        if self._catch_up is not None:
+            catch_up, self._catch_up = self._catch_up, None
+            await catch_up()
+        while self.pending and not self._holds:
+            for key in list(self.pending):
+                if not await self._import_one(key):
+                    return  # the recorder refused; the next poll tries again
+
+    async def _import_one(self, key: str) -> bool:
+        from . import statistics
+
+        meter, frame, result = self.pending[key]
+        standing = None
+        if self.standing_charge_in_cost:
+            standing = await self.hass.async_add_executor_job(standing_by_day, meter, result, frame)
+        try:
+            await statistics.async_import_meter(
+                self.hass,
+                meter,
+                frame,
+                standing=standing,
+                standing_charge_in_cost=self.standing_charge_in_cost,
+                time_zone=meter.time_zone,
+            )
+        except Exception as err:
+            if self.last_error is None:
+                _LOGGER.warning("Statistics import for %s failed: %s", meter.key, err)
+            self.last_error = str(err)
+            return False
+        self.last_error = None
+        current = self.pending.get(key)
+        if current is not None and current[1] is frame:
+            del self.pending[key]
+        return True
+
+
+def _combine(older: pd.DataFrame, newer: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
+    from .analytics.intervals import dedupe
+
+    return dedupe(pd.concat([older, newer], ignore_index=True))
+
+
+def standing_by_day(meter: MeterInfo, result: FetchResult, frame: pd.DataFrame) -> Any:
+    """Daily standing charges of the meter over the frame's local days (executor)."""
+    from .analytics import tariffs
+
+    if result.agreements is None or result.standing_charges is None or frame.empty:
+        return None
+    local = frame["start"].dt.tz_convert(meter.time_zone)
+    return tariffs.standing_charges_by_day(
+        result.agreements,
+        result.standing_charges,
+        tz=meter.time_zone,
+        start_day=local.min().date(),
+        end_day=local.max().date(),
+        payment_method=None,
+    )
