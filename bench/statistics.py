@@ -1,29 +1,34 @@
 """First-run import of 5 years of hourly consumption + cost into the real recorder (SQLite file).
 
-Three contestants write the same 2 x 43,800 hourly rows into one Home Assistant, each under its
-own statistic ids:
+Three contestants write the same 2 x 43,800 hourly rows (consumption + cost):
 
 - floor:     two bare `async_add_external_statistics` calls with precomputed rows;
 - tibber:    Home Assistant core's `TibberDataCoordinator._insert_statistics`, fed by a mocked
              pyTibber home (pyTibber itself is not installed: a stand-in module is registered);
 - meterlake: `statistics.async_import_meter` from an interval-table frame.
 
-Each time runs until the recorder has committed. Two rounds run in opposite orders (fresh
-statistic ids each time) and each contestant keeps its best wall time: the host is shared, so
-process CPU seconds are printed too. A loop-lag probe measures the longest event-loop stall,
-and gc.callbacks tell which stalls were CPython's full garbage collections (they stop every
-thread; their length follows the whole heap, not the caller). A wrapper around the recorder's
-`import_statistics` times every recorder job. Then one incremental poll (3-day overlap window +
-one new hour) checks that only the new hour is written.
+Every run gets a fresh Home Assistant with a fresh SQLite recorder database in a temporary
+directory (the recorder's per-row cost grows with the table, so a shared database would favour
+whoever runs first). Rounds alternate the order; each contestant keeps its best wall time, and
+process CPU seconds are printed too because the host is shared. Times run until the recorder
+has committed.
+
+A loop-lag probe records event-loop stalls and sorts them: a full garbage collection (seen
+through gc.callbacks; it stops every thread and its length follows the whole heap), the loop
+thread busy running code (its thread CPU time advanced), or the loop waiting for the GIL or a
+CPU. A wrapper around the recorder's `import_statistics` times every recorder job. After the
+first meterlake run, one incremental poll (3-day overlap window + one new hour) checks that
+only the new hour is written.
+
 Run: .venv/bin/python bench/statistics.py [hours] [rounds]
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 import gc
 import json
@@ -43,6 +48,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 HOURS = int(sys.argv[1]) if len(sys.argv) > 1 else 5 * 365 * 24
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+METER_KEY = "bench_electricity_1"
+type Contestant = Callable[[Any, list[Any]], Awaitable["Run"]]
 
 
 def _install_fake_pytibber() -> None:
@@ -64,7 +71,7 @@ def _install_fake_pytibber() -> None:
 
 
 class FakeTibberHome:
-    """What `_insert_statistics` reads from a pyTibber home, with `hours` of history."""
+    """What `_insert_statistics` reads from a pyTibber home, with the whole history."""
 
     def __init__(self, rows: list[dict[str, Any]]) -> None:
         self.home_id = "96a14971-525a-4420-aae9-e5aedaa129ff"
@@ -78,15 +85,22 @@ class FakeTibberHome:
         return [] if production else self._rows[-n_data:]
 
 
-class LoopProbe:
-    """Sleeps 2 ms at a time and records how late it wakes; gc.callbacks time full collections.
+@dataclass
+class Stalls:
+    """Event-loop stalls of one run, in milliseconds, by cause."""
 
-    `stop` returns the longest stall and the longest one that no garbage collection explains
-    (a stall counts as GC when collections cover at least half of it).
-    """
+    worst: float = 0.0
+    gc: float = 0.0
+    loop_busy: float = 0.0
+    waiting: float = 0.0
+    longest_gc: float = 0.0
+
+
+class LoopProbe:
+    """Sleeps 2 ms at a time and records how late it wakes, and why."""
 
     def __init__(self) -> None:
-        self.stalls: list[tuple[float, float]] = []
+        self.stalls: list[tuple[float, float, float]] = []
         self.collections: list[tuple[float, float]] = []
         self._gc_started = 0.0
         self._task: asyncio.Task[None] | None = None
@@ -100,32 +114,37 @@ class LoopProbe:
     async def _run(self) -> None:
         while True:
             before = time.perf_counter()
+            cpu = time.thread_time()
             await asyncio.sleep(0.002)
             lag = time.perf_counter() - before - 0.002
             if lag > 0.005:
-                self.stalls.append((before + 0.002, lag))
+                self.stalls.append((before + 0.002, lag, time.thread_time() - cpu))
 
     def start(self) -> None:
         self.stalls, self.collections = [], []
         gc.callbacks.append(self._on_gc)
         self._task = asyncio.get_running_loop().create_task(self._run())
 
-    async def stop(self) -> tuple[float, float, float]:
-        """Longest stall, longest stall not explained by GC, longest full GC (seconds)."""
+    async def stop(self) -> Stalls:
         assert self._task is not None
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
         gc.callbacks.remove(self._on_gc)
-        worst = max((lag for _at, lag in self.stalls), default=0.0)
-        unexplained = 0.0
-        for at, lag in self.stalls:
-            covered = sum(
+        out = Stalls()
+        for at, lag, busy in self.stalls:
+            in_gc = sum(
                 max(0.0, min(at + lag, end) - max(at, begin)) for begin, end in self.collections
             )
-            if covered < lag / 2:
-                unexplained = max(unexplained, lag)
-        longest_gc = max((end - begin for begin, end in self.collections), default=0.0)
-        return worst, unexplained, longest_gc
+            ms = lag * 1000
+            out.worst = max(out.worst, ms)
+            if in_gc >= lag / 2:
+                out.gc = max(out.gc, ms)
+            elif busy >= lag / 2:
+                out.loop_busy = max(out.loop_busy, ms)
+            else:
+                out.waiting = max(out.waiting, ms)
+        out.longest_gc = 1000 * max((end - begin for begin, end in self.collections), default=0)
+        return out
 
 
 @contextmanager
@@ -160,7 +179,7 @@ def make_data(hours: int) -> tuple[pd.DataFrame, list[dict[str, Any]], datetime]
     rate = np.round(rng.uniform(0.05, 0.45, hours), 4)
     frame = pd.DataFrame(
         {
-            "meter": "bench_electricity_1",
+            "meter": METER_KEY,
             "serial": "S1",
             "supplier": "demo",
             "kind": "electricity",
@@ -186,20 +205,67 @@ def make_data(hours: int) -> tuple[pd.DataFrame, list[dict[str, Any]], datetime]
 
 
 @dataclass
-class Phase:
-    """One contestant's run: wall and CPU seconds, stalls (ms), recorder jobs."""
+class Run:
+    """One contestant's run: wall and CPU seconds, stalls, recorder jobs."""
 
+    name: str
     wall: float
     cpu: float
-    stall_ms: float
-    stall_no_gc_ms: float
-    gc_ms: float
-    jobs: list[tuple[str, int, float]]
+    stalls: Stalls
+    jobs: list[tuple[str, int, float]] = field(default_factory=list)
+
+    @property
+    def longest_job(self) -> float:
+        return max((seconds for _id, _rows, seconds in self.jobs), default=0.0)
 
 
-async def timed_phase(
-    name: str, probe: LoopProbe, work: Callable[[], Any], hass: Any, jobs: list[Any]
-) -> Phase:
+async def with_recorder(body: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Run `body(hass)` in a fresh Home Assistant with a fresh SQLite recorder."""
+    from homeassistant.components.recorder.models import StatisticData, StatisticMeanType
+    from homeassistant.components.recorder.statistics import async_add_external_statistics
+    from homeassistant.helpers import recorder as recorder_helper
+    from homeassistant.helpers.recorder import get_instance
+    from homeassistant.setup import async_setup_component
+    from pytest_homeassistant_custom_component.common import async_test_home_assistant
+
+    from custom_components.meterlake.statistics import _async_recorder_done
+
+    with tempfile.TemporaryDirectory() as tmp:
+        async with async_test_home_assistant(config_dir=tmp) as hass:
+            try:
+                recorder_helper.async_initialize_recorder(hass)
+                db_url = f"sqlite:///{Path(tmp) / 'home-assistant_v2.db'}"
+                config = {"recorder": {"db_url": db_url, "commit_interval": 1}}
+                assert await async_setup_component(hass, "recorder", config)
+                await hass.async_block_till_done()
+                await get_instance(hass).async_recorder_ready.wait()
+                for name in ("sqlalchemy.engine", "homeassistant.components.recorder"):
+                    logging.getLogger(name).setLevel(logging.WARNING)
+                # Warm-up (connection, statement caches) on a throwaway statistic.
+                warm = datetime(2020, 1, 1, tzinfo=UTC)
+                async_add_external_statistics(
+                    hass,
+                    {
+                        "mean_type": StatisticMeanType.NONE,
+                        "has_sum": True,
+                        "name": "warm",
+                        "source": "bench",
+                        "statistic_id": "bench:warm_up",
+                        "unit_class": None,
+                        "unit_of_measurement": "kWh",
+                    },
+                    [
+                        StatisticData(start=warm + timedelta(hours=i), state=1.0, sum=i + 1.0)
+                        for i in range(500)
+                    ],
+                )
+                await _async_recorder_done(hass)
+                return await body(hass)
+            finally:
+                await hass.async_stop()
+
+
+async def measure(name: str, hass: Any, work: Callable[[], Awaitable[Any]], jobs: list[Any]) -> Run:
     """Run one contestant until the recorder committed; print and return its figures."""
     from custom_components.meterlake.statistics import _async_recorder_done
 
@@ -207,22 +273,22 @@ async def timed_phase(
     # task it took off the queue; a SynchronizeTask waits for everything queued before it.
     await _async_recorder_done(hass)
     jobs.clear()
+    probe = LoopProbe()
     probe.start()
     cpu = time.process_time()
     started = time.perf_counter()
     await work()
     await _async_recorder_done(hass)
-    elapsed = time.perf_counter() - started
+    wall = time.perf_counter() - started
     cpu = time.process_time() - cpu
-    stall, stall_no_gc, longest_gc = await probe.stop()
-    phase = Phase(elapsed, cpu, stall * 1000, stall_no_gc * 1000, longest_gc * 1000, list(jobs))
-    longest_job = max((seconds for _id, _rows, seconds in phase.jobs), default=0.0)
+    run = Run(name, wall, cpu, await probe.stop(), list(jobs))
+    s = run.stalls
     print(
-        f"{name:>12}: {elapsed:7.2f} s wall  {cpu:7.2f} s cpu  {len(phase.jobs):3d} recorder jobs "
-        f"(longest {longest_job:5.2f} s)  loop stall {phase.stall_ms:5.1f} ms "
-        f"(without GC {phase.stall_no_gc_ms:4.1f} ms, longest full GC {phase.gc_ms:5.1f} ms)"
+        f"{name:>10}: {wall:7.2f} s wall {cpu:7.2f} s cpu {len(run.jobs):4d} recorder jobs "
+        f"(longest {run.longest_job:5.2f} s) | loop stall {s.worst:5.1f} ms: full GC "
+        f"{s.gc:5.1f}, loop busy {s.loop_busy:5.1f}, waiting GIL/CPU {s.waiting:5.1f}"
     )
-    return phase
+    return run
 
 
 async def main() -> dict[str, Any]:
@@ -241,10 +307,7 @@ async def main() -> dict[str, Any]:
         get_last_statistics,
     )
     from homeassistant.components.tibber.coordinator import TibberDataCoordinator
-    from homeassistant.helpers import recorder as recorder_helper
     from homeassistant.helpers.recorder import get_instance
-    from homeassistant.setup import async_setup_component
-    from pytest_homeassistant_custom_component.common import async_test_home_assistant
 
     from custom_components.meterlake import statistics as stats
     from custom_components.meterlake.sources.base import MeterInfo
@@ -253,169 +316,145 @@ async def main() -> dict[str, Any]:
     value = frame["value"].to_numpy()
     cost = frame["cost"].to_numpy()
     starts = [ts.to_pydatetime() for ts in frame["start"]]
+    meter = MeterInfo(
+        key=METER_KEY,
+        supplier="demo",
+        kind="electricity",
+        unit="kWh",
+        name="Bench",
+        currency="GBP",
+        cadence_minutes=60,
+    )
 
     def precomputed(values: np.ndarray) -> list[StatisticData]:
         return [
             StatisticData(start=s, state=v, sum=t)
-            for s, v, t in zip(
-                starts[: len(values)], values.tolist(), np.cumsum(values).tolist(), strict=True
-            )
+            for s, v, t in zip(starts, values.tolist(), np.cumsum(values).tolist(), strict=True)
         ]
 
-    def meter_of(round_: int) -> MeterInfo:
-        return MeterInfo(
-            key=f"bench_electricity_{round_}",
-            supplier="demo",
-            kind="electricity",
-            unit="kWh",
-            name="Bench",
-            currency="GBP",
-            cadence_minutes=60,
+    def floor_metadata(unit: str) -> StatisticMetaData:
+        return StatisticMetaData(
+            mean_type=StatisticMeanType.NONE,
+            has_sum=True,
+            name=f"floor {unit}",
+            source="bench",
+            statistic_id=f"bench:floor_{unit.lower()}",
+            unit_class="energy" if unit == "kWh" else None,
+            unit_of_measurement=unit,
         )
 
-    phases: dict[str, list[Phase]] = {"floor": [], "tibber": [], "meterlake": []}
-    results: list[Any] = []
+    checks: dict[str, Any] = {}
 
-    with tempfile.TemporaryDirectory() as tmp:
-        async with async_test_home_assistant(config_dir=tmp) as hass:
-            recorder_helper.async_initialize_recorder(hass)
-            db_url = f"sqlite:///{Path(tmp) / 'home-assistant_v2.db'}"
-            assert await async_setup_component(
-                hass, "recorder", {"recorder": {"db_url": db_url, "commit_interval": 1}}
+    async def run_floor(hass: Any, jobs: list[Any]) -> Run:
+        rows = (precomputed(value), precomputed(cost))  # before the clock starts
+
+        async def work() -> None:
+            for unit, batch in zip(("kWh", "GBP"), rows, strict=True):
+                async_add_external_statistics(hass, floor_metadata(unit), batch)
+
+        return await measure("floor", hass, work, jobs)
+
+    async def run_tibber(hass: Any, jobs: list[Any]) -> Run:
+        home = FakeTibberHome(tibber_rows)
+        connection = types.SimpleNamespace(name="bench", get_homes=lambda: [home])
+
+        async def get_client() -> Any:
+            return connection
+
+        coordinator = types.SimpleNamespace(hass=hass, _async_get_client=get_client)
+
+        async def work() -> None:
+            await TibberDataCoordinator._insert_statistics(coordinator)  # type: ignore[arg-type]
+
+        return await measure("tibber", hass, work, jobs)
+
+    async def run_meterlake(hass: Any, jobs: list[Any]) -> Run:
+        results: list[Any] = []
+
+        async def work() -> None:
+            results.append(await stats.async_import_meter(hass, meter, frame))
+
+        run = await measure("meterlake", hass, work, jobs)
+        assert results[0].hours_written == HOURS, results[0]
+        assert results[0].first_hour == first
+        if "poll" not in checks:
+            # Incremental poll: a 3-day overlap window plus one new hour.
+            new_hour = frame.iloc[[-1]].copy()
+            new_hour["start"] += pd.Timedelta(hours=1)
+            new_hour["end"] += pd.Timedelta(hours=1)
+            new_hour[["value", "cost"]] = [1.234, 1.234 * 0.25]
+            window = pd.concat([frame.iloc[-72:], new_hour], ignore_index=True)
+            jobs.clear()
+            checks["poll"] = await stats.async_import_meter(hass, meter, window)
+            checks["poll_rows"] = sum(rows for _id, rows, _s in jobs)
+            consumption = stats.statistic_id(meter.key, "consumption")
+            last = await get_instance(hass).async_add_executor_job(
+                get_last_statistics, hass, 1, consumption, False, {"sum"}
             )
-            await hass.async_block_till_done()
-            instance = get_instance(hass)
-            await instance.async_recorder_ready.wait()
-            try:
-                for name in ("sqlalchemy.engine", "homeassistant.components.recorder"):
-                    logging.getLogger(name).setLevel(logging.WARNING)
+            stored = float(last[consumption][0]["sum"] or 0.0)
+            checks["sum_error"] = abs(stored - (float(np.sum(value)) + 1.234))
+        return run
 
-                def bench_metadata(stat_id: str, unit: str) -> StatisticMetaData:
-                    return StatisticMetaData(
-                        mean_type=StatisticMeanType.NONE,
-                        has_sum=True,
-                        name=stat_id,
-                        source="bench",
-                        statistic_id=stat_id,
-                        unit_class="energy" if unit == "kWh" else None,
-                        unit_of_measurement=unit,
-                    )
+    contestants: dict[str, Contestant] = {
+        "floor": run_floor,
+        "tibber": run_tibber,
+        "meterlake": run_meterlake,
+    }
+    runs: dict[str, list[Run]] = {name: [] for name in contestants}
+    print(f"hours: {HOURS} per statistic, {2 * HOURS} rows per run, {ROUNDS} round(s)")
+    with recorder_jobs() as jobs:
+        for round_ in range(1, ROUNDS + 1):
+            order = list(contestants) if round_ % 2 else list(reversed(contestants))
+            print(f"round {round_}:")
+            for name in order:
+                body = contestants[name]
 
-                # Warm-up (connection, caches) on a throwaway statistic.
-                async_add_external_statistics(
-                    hass, bench_metadata("bench:warm_up", "kWh"), precomputed(value[:2000])
-                )
-                await stats._async_recorder_done(hass)
+                async def contest(hass: Any, body: Contestant = body) -> Run:
+                    return await body(hass, jobs)
 
-                probe = LoopProbe()
-                print(f"hours: {HOURS} per statistic, {2 * HOURS} rows each, {ROUNDS} rounds")
+                runs[name].append(await with_recorder(contest))
 
-                def floor(round_: int) -> Callable[[], Any]:
-                    rows = (precomputed(value), precomputed(cost))  # before the clock starts
-
-                    async def run() -> None:
-                        for unit, batch in zip(("kWh", "GBP"), rows, strict=True):
-                            stat_id = f"bench:floor_{round_}_{unit.lower()}"
-                            async_add_external_statistics(
-                                hass, bench_metadata(stat_id, unit), batch
-                            )
-
-                    return run
-
-                def tibber(round_: int) -> Callable[[], Any]:
-                    home = FakeTibberHome(tibber_rows)
-                    home.home_id = f"{round_:08d}-525a-4420-aae9-e5aedaa129ff"
-                    connection = types.SimpleNamespace(name="bench", get_homes=lambda: [home])
-
-                    async def get_client() -> Any:
-                        return connection
-
-                    coordinator = types.SimpleNamespace(hass=hass, _async_get_client=get_client)
-
-                    async def run() -> None:
-                        await TibberDataCoordinator._insert_statistics(coordinator)  # type: ignore[arg-type]
-
-                    return run
-
-                def meterlake(round_: int) -> Callable[[], Any]:
-                    async def run() -> None:
-                        results.append(
-                            await stats.async_import_meter(hass, meter_of(round_), frame)
-                        )
-
-                    return run
-
-                contestants = {"floor": floor, "tibber": tibber, "meterlake": meterlake}
-                with recorder_jobs() as jobs:
-                    for round_ in range(1, ROUNDS + 1):
-                        order = list(contestants) if round_ % 2 else list(reversed(contestants))
-                        print(f"round {round_}:")
-                        for name in order:
-                            work = contestants[name](round_)
-                            phases[name].append(await timed_phase(name, probe, work, hass, jobs))
-
-                    # Incremental poll on round 1's meter: a 3-day overlap window plus one new hour.
-                    new_hour = frame.iloc[[-1]].copy()
-                    new_hour["start"] += pd.Timedelta(hours=1)
-                    new_hour["end"] += pd.Timedelta(hours=1)
-                    new_hour[["value", "cost"]] = [1.234, 1.234 * 0.25]
-                    window = pd.concat([frame.iloc[-72:], new_hour], ignore_index=True)
-                    jobs.clear()
-                    poll = await stats.async_import_meter(hass, meter_of(1), window)
-                    poll_rows = sum(rows for _id, rows, _s in jobs)
-
-                consumption = stats.statistic_id(meter_of(1).key, "consumption")
-                last = await instance.async_add_executor_job(
-                    get_last_statistics, hass, 1, consumption, False, {"sum"}
-                )
-                expected = float(np.sum(value)) + 1.234
-                sum_error = abs(float(last[consumption][0]["sum"] or 0.0) - expected)
-            finally:
-                await hass.async_stop()
-
-    for imported in results:
-        assert imported.hours_written == HOURS, imported
-        assert imported.first_hour == first
-    best = {name: min(runs, key=lambda phase: phase.wall) for name, runs in phases.items()}
-    ours, floor_best, tibber_best = best["meterlake"], best["floor"], best["tibber"]
-    our_jobs = [job for phase in phases["meterlake"] for job in phase.jobs]
+    best = {name: min(found, key=lambda run: run.wall) for name, found in runs.items()}
+    ours, tibber, floor = best["meterlake"], best["tibber"], best["floor"]
+    our_jobs = [job for run in runs["meterlake"] for job in run.jobs]
     max_job = max(seconds for _id, _rows, seconds in our_jobs)
-    max_stall = max(phase.stall_ms for phase in phases["meterlake"])
+    worst = max((run.stalls for run in runs["meterlake"]), key=lambda s: s.worst)
+    poll, poll_rows, sum_error = checks["poll"], checks["poll_rows"], checks["sum_error"]
     print(
-        f"best wall s: meterlake {ours.wall:.2f}, tibber {tibber_best.wall:.2f}, "
-        f"floor {floor_best.wall:.2f}"
+        f"best wall s: meterlake {ours.wall:.2f}, tibber {tibber.wall:.2f}, floor {floor.wall:.2f}"
     )
     print(
-        f"vs tibber: {ours.wall / tibber_best.wall:.3f}x wall, "
-        f"{ours.cpu / tibber_best.cpu:.3f}x cpu   vs floor: {ours.wall / floor_best.wall:.3f}x "
-        f"wall, {ours.cpu / floor_best.cpu:.3f}x cpu"
+        f"vs tibber: {ours.wall / tibber.wall:.3f}x wall, {ours.cpu / tibber.cpu:.3f}x cpu | "
+        f"vs floor: {ours.wall / floor.wall:.3f}x wall, {ours.cpu / floor.cpu:.3f}x cpu"
     )
     print(
-        f"meterlake recorder jobs: {len(our_jobs)}, rows per job "
-        f"{min(r for _i, r, _s in our_jobs)}..{max(r for _i, r, _s in our_jobs)}, "
-        f"longest {max_job:.2f} s; floor's longest single job "
-        f"{max(s for phase in phases['floor'] for _i, _r, s in phase.jobs):.2f} s"
+        f"meterlake: {len(our_jobs)} recorder jobs over {len(runs['meterlake'])} run(s), rows "
+        f"per job {min(r for _i, r, _s in our_jobs)}..{max(r for _i, r, _s in our_jobs)}, "
+        f"longest {max_job:.2f} s; floor's longest job {floor.longest_job:.2f} s, "
+        f"tibber's {tibber.longest_job:.2f} s"
     )
     print(
-        f"loop stall ms (max over rounds): meterlake {max_stall:.1f} "
-        f"(without GC {max(p.stall_no_gc_ms for p in phases['meterlake']):.1f}), "
-        f"tibber {max(p.stall_ms for p in phases['tibber']):.1f}, "
-        f"floor {max(p.stall_ms for p in phases['floor']):.1f}"
+        f"meterlake loop stall {worst.worst:.1f} ms (full GC {worst.gc:.1f}, loop busy "
+        f"{worst.loop_busy:.1f}, waiting {worst.waiting:.1f}); longest full GC in our runs "
+        f"{max(run.stalls.longest_gc for run in runs['meterlake']):.1f} ms; worst stall of "
+        f"tibber {max(r.stalls.worst for r in runs['tibber']):.1f} ms, floor "
+        f"{max(r.stalls.worst for r in runs['floor']):.1f} ms"
     )
     print(
-        f"incremental poll: {poll.hours_written} hour(s) per statistic, {poll_rows} rows sent "
-        f"(first {poll.first_hour}), final sum error {sum_error:.2e}"
+        f"incremental poll (+1 hour, 3-day window): {poll.hours_written} hour per statistic, "
+        f"{poll_rows} rows sent, first {poll.first_hour}; final sum error {sum_error:.2e}"
     )
-    assert poll.hours_written == 1 and poll_rows == 2, poll
-    assert sum_error < 1e-6
+    assert poll.hours_written == 1, poll
+    assert poll_rows == 2, poll_rows
+    assert sum_error < 1e-6, sum_error
     return {
         "hours": HOURS,
         "meterlake_s": round(ours.wall, 3),
-        "tibber_s": round(tibber_best.wall, 3),
-        "floor_s": round(floor_best.wall, 3),
-        "vs_tibber": round(ours.wall / tibber_best.wall, 3),
-        "vs_floor": round(ours.wall / floor_best.wall, 3),
-        "max_stall_ms": round(max_stall, 1),
+        "tibber_s": round(tibber.wall, 3),
+        "floor_s": round(floor.wall, 3),
+        "vs_tibber": round(ours.wall / tibber.wall, 3),
+        "vs_floor": round(ours.wall / floor.wall, 3),
+        "max_stall_ms": round(worst.worst, 1),
         "max_job_s": round(max_job, 3),
     }
 

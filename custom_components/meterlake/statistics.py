@@ -165,8 +165,8 @@ def _unit_class(unit: str) -> str | None:
     return None
 
 
-async def _async_recorder_done(hass: HomeAssistant) -> None:
-    """Wait until the recorder has run every task queued before this call.
+def _recorder_marker(hass: HomeAssistant) -> asyncio.Future[None]:
+    """A future done once the recorder has run every task queued before this call.
 
     The recorder's queue is FIFO and one thread works it, so a SynchronizeTask queued now
     completes after them. (Recorder.async_block_till_done returns at once when the queue is
@@ -174,7 +174,12 @@ async def _async_recorder_done(hass: HomeAssistant) -> None:
     """
     future: asyncio.Future[None] = hass.loop.create_future()
     get_instance(hass).queue_task(SynchronizeTask(future))
-    await future
+    return future
+
+
+async def _async_recorder_done(hass: HomeAssistant) -> None:
+    """Wait until the recorder has run every task queued so far."""
+    await _recorder_marker(hass)
 
 
 def _lock(hass: HomeAssistant, meter_key: str) -> asyncio.Lock:
@@ -447,18 +452,26 @@ async def _async_send(
     """Send rows in chunks, waiting for each so other recorder work runs between them.
 
     Each chunk is one recorder job; its size follows the time the previous one took (queue
-    wait included), so a slow or busy host gets smaller jobs, never one long one.
+    wait included), so a slow or busy host gets smaller jobs, never one long one. The next
+    chunk's StatisticData are built in the executor while the recorder writes the current one.
     """
     size = FIRST_CHUNK_ROWS
-    position = 0
-    while position < len(rows):
-        end = min(len(rows), position + size)
-        chunk = await hass.async_add_executor_job(rows.statistic_data, position, end)
+    position, end = 0, min(len(rows), FIRST_CHUNK_ROWS)
+    building: asyncio.Future[list[StatisticData]] | None = hass.async_add_executor_job(
+        rows.statistic_data, position, end
+    )
+    while building is not None:
+        chunk = await building
         started = time.monotonic()
         async_add_external_statistics(hass, metadata, chunk)
-        await _async_recorder_done(hass)
-        elapsed = max(time.monotonic() - started, 1e-3)
+        done = _recorder_marker(hass)
         sent, position = end - position, end
+        building = None
+        if position < len(rows):
+            end = min(len(rows), position + size)
+            building = hass.async_add_executor_job(rows.statistic_data, position, end)
+        await done
+        elapsed = max(time.monotonic() - started, 1e-3)
         target = int(sent * job_seconds / elapsed)
         size = max(MIN_CHUNK_ROWS, min(MAX_CHUNK_ROWS, 2 * sent, target))
 
@@ -476,9 +489,11 @@ async def async_import_meter(
     """Bring the meter's statistics in line with `intervals` and return what was sent.
 
     `intervals` holds this meter's rows of the interval table from a whole UTC hour up to the
-    newest data; every stored hour after it is shifted so sums stay continuous. The recorder
-    must be processing its queue (Home Assistant started): call this from a background task,
-    not from a config entry's first refresh.
+    newest data; every stored hour after it is shifted so sums stay continuous. With
+    `standing_charge_in_cost`, each day of `standing` whose local midnight (`time_zone`) falls
+    in the frame's hours adds its charge to the cost of that UTC hour. The recorder must be
+    processing its queue (Home Assistant started): call this from a background task, not from
+    a config entry's first refresh, or it waits until Home Assistant has started.
     """
     async with _lock(hass, meter.key):
         buckets = await hass.async_add_executor_job(
