@@ -7,7 +7,8 @@ No state is kept in memory: each import re-anchors on what the recorder already 
 of the hour before the earliest hour of the frame is read back, the frame's hours are
 re-accumulated from it, and every stored hour after them is shifted by the difference a
 correction made. Only rows whose `state` or `sum` actually change are sent, in chunks sized so
-that one recorder job stays around a second and the recorder keeps writing states in between.
+that one recorder job takes about half a second and the recorder writes states in between.
+Export meters are their own statistics with positive sums, whatever sign the source uses.
 
 Unknown values (NaN cost because no rate covered an interval, or an hour where any interval
 lacks the quantity) are never turned into numbers: such an hour gets no row of its own, it adds
