@@ -450,29 +450,29 @@ def _plan(
 async def _async_send(
     hass: HomeAssistant, metadata: StatisticMetaData, rows: _Rows, job_seconds: float
 ) -> None:
-    """Send rows in chunks, waiting for each so other recorder work runs between them.
+    """Send rows in chunks of one recorder job each, so states are written in between.
 
-    Each chunk is one recorder job; its size follows the time the previous one took (queue
-    wait included), so a slow or busy host gets smaller jobs, never one long one. The next
-    chunk's StatisticData are built in the executor while the recorder writes the current one.
+    One chunk is queued behind the one being written (the recorder never idles, and a state
+    waits for at most two of our jobs). Chunk sizes follow how long the last job took, so a slow
+    or busy host gets smaller jobs, never one long one. StatisticData are built in the executor.
     """
     size = FIRST_CHUNK_ROWS
-    position, end = 0, min(len(rows), FIRST_CHUNK_ROWS)
-    building: asyncio.Future[list[StatisticData]] | None = hass.async_add_executor_job(
-        rows.statistic_data, position, end
-    )
-    while building is not None:
-        chunk = await building
-        started = time.monotonic()
-        async_add_external_statistics(hass, metadata, chunk)
-        done = _recorder_marker(hass)
-        sent, position = end - position, end
-        building = None
-        if position < len(rows):
+    position = 0
+    in_flight: list[tuple[asyncio.Future[None], int, float]] = []
+    last_done = time.monotonic()
+    while position < len(rows) or in_flight:
+        while position < len(rows) and len(in_flight) < 2:
             end = min(len(rows), position + size)
-            building = hass.async_add_executor_job(rows.statistic_data, position, end)
+            chunk = await hass.async_add_executor_job(rows.statistic_data, position, end)
+            async_add_external_statistics(hass, metadata, chunk)
+            in_flight.append((_recorder_marker(hass), end - position, time.monotonic()))
+            position = end
+        done, sent, queued = in_flight.pop(0)
         await done
-        elapsed = max(time.monotonic() - started, 1e-3)
+        now = time.monotonic()
+        # The job ran from when it was queued or the previous one finished, whichever is later.
+        elapsed = max(now - max(queued, last_done), 1e-3)
+        last_done = now
         target = int(sent * job_seconds / elapsed)
         size = max(MIN_CHUNK_ROWS, min(MAX_CHUNK_ROWS, 2 * sent, target))
 
