@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Generator
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
+# Imported before any test freezes time: a first import of pandas/pyarrow in a worker thread
+# under freezegun can hang.
+import numpy  # noqa: F401
+import pandas  # noqa: F401
+import pyarrow
+import pyarrow.parquet  # noqa: F401
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+# The Home Assistant test plugin turns SQL echo on; the recorder thread would flood the output.
+logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
 
 
 @pytest.fixture(autouse=True)

@@ -92,7 +92,7 @@ async def test_reconfigure_demo_reloads(hass: HomeAssistant, loaded_demo: Any) -
 
 
 VALID_OPTIONS = {
-    "archive_root": "  /data/lake  ",
+    "archive_root": "  unused-in-these-tests  ",
     "keep_raw_days": 7,
     "backfill_days": 30,
     "gas_calorific_value": 39.2,
@@ -101,14 +101,20 @@ VALID_OPTIONS = {
 }
 
 
-async def test_options_saved_and_entry_reloaded(hass: HomeAssistant, loaded_demo: Any) -> None:
+async def test_options_saved_and_entry_reloaded(
+    hass: HomeAssistant, loaded_demo: Any, tmp_path: Any
+) -> None:
     result = await hass.config_entries.options.async_init(loaded_demo.entry_id)
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "init"
-    result = await hass.config_entries.options.async_configure(result["flow_id"], VALID_OPTIONS)
+    lake = tmp_path / "other-lake"
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], VALID_OPTIONS | {"archive_root": f"  {lake}  "}
+    )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
-    assert loaded_demo.options["archive_root"] == "/data/lake"
+    assert loaded_demo.options["archive_root"] == str(lake)
+    assert lake.is_dir()
     assert loaded_demo.options["backfill_days"] == 30
     assert loaded_demo.options["gas_calorific_value"] == 39.2
     assert loaded_demo.state is config_entries.ConfigEntryState.LOADED
@@ -144,3 +150,42 @@ async def test_options_schema_bounds_day_counts(
         await hass.config_entries.options.async_configure(
             result["flow_id"], VALID_OPTIONS | {field: value}
         )
+
+
+async def test_options_reject_an_unusable_archive(
+    hass: HomeAssistant, loaded_demo: Any, tmp_path: Any
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = await hass.config_entries.options.async_init(loaded_demo.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], VALID_OPTIONS | {"archive_root": str(blocker / "lake")}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"archive_root": "archive_unreachable"}
+    assert str(blocker) in result["description_placeholders"]["error"]
+
+
+async def test_options_store_and_clear_object_store_credentials(
+    hass: HomeAssistant, loaded_demo: Any, tmp_path: Any
+) -> None:
+    credentials = {
+        "archive_endpoint": "http://127.0.0.1:9",
+        "archive_access_key": "AKIAEXAMPLE",
+        "archive_secret_key": "s3cr3t-value",
+        "archive_region": "eu-west-2",
+    }
+    local = VALID_OPTIONS | {"archive_root": str(tmp_path / "lake")}
+    result = await hass.config_entries.options.async_init(loaded_demo.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], local | credentials
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert {k: loaded_demo.options[k] for k in credentials} == credentials
+    # Leaving the fields empty removes them.
+    result = await hass.config_entries.options.async_init(loaded_demo.entry_id)
+    result = await hass.config_entries.options.async_configure(result["flow_id"], local)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert not set(credentials) & set(loaded_demo.options)

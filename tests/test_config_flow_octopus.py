@@ -547,13 +547,13 @@ async def test_reconfigure_errors(hass: HomeAssistant, aioclient_mock: AiohttpCl
 # ------------------------------------------------------------------------------ options
 
 
-async def test_octopus_options_add_tariff_overrides(hass: HomeAssistant) -> None:
+async def test_octopus_options_add_tariff_overrides(hass: HomeAssistant, tmp_path: Any) -> None:
     entry = octopus_entry([IMPORT_CONFIG, EXPORT_CONFIG, GAS_CONFIG_KWH])
     entry.add_to_hass(hass)
     result: Any = await hass.config_entries.options.async_init(entry.entry_id)
     assert result["step_id"] == "init"
     result = await hass.config_entries.options.async_configure(
-        result["flow_id"], VALID_OPTIONS | {"backfill_days": 30}
+        result["flow_id"], VALID_OPTIONS | {"backfill_days": 30, "archive_root": str(tmp_path)}
     )
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "tariffs"
@@ -587,12 +587,16 @@ async def test_octopus_options_add_tariff_overrides(hass: HomeAssistant) -> None
     ]
 
 
-async def test_octopus_options_refuse_bad_codes_and_clear(hass: HomeAssistant) -> None:
+async def test_octopus_options_refuse_bad_codes_and_clear(
+    hass: HomeAssistant, tmp_path: Any
+) -> None:
     overrides = {IMPORT: "E-1R-AGILE-24-10-01-C", GAS: "VAR-22-11-01"}
     entry = octopus_entry([IMPORT_CONFIG, GAS_CONFIG_KWH], tariff_overrides=overrides)
     entry.add_to_hass(hass)
     result: Any = await hass.config_entries.options.async_init(entry.entry_id)
-    result = await hass.config_entries.options.async_configure(result["flow_id"], VALID_OPTIONS)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], VALID_OPTIONS | {"archive_root": str(tmp_path)}
+    )
     # The current overrides are suggested (not defaults, so a field can be emptied).
     suggested = {
         str(key): key.description["suggested_value"] for key in result["data_schema"].schema

@@ -189,18 +189,13 @@ async def test_sensors_from_fixtures(
     assert any((tmp_path / "lake").rglob("*.parquet"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="coordinator: current/next rate of an m³ meter is the tariff's per-kWh price, "
-    "while the sensor's unit is GBP/m³",
-)
-async def test_gas_current_rate_is_per_native_unit(
+async def test_gas_rate_is_priced_per_kwh_like_the_tariff(
     hass: HomeAssistant, loaded: MockConfigEntry
 ) -> None:
-    """The rate sensor of an m³ meter says GBP/m³, so its value must be per m³."""
+    """Octopus prices gas per kWh even for an m³ meter: the rate sensor says so in its unit."""
     rate = state_of(hass, GAS, "current_rate")
-    assert rate.attributes["unit_of_measurement"] == "GBP/m³"
-    assert float(rate.state) == pytest.approx(0.06 * GAS_KWH_PER_M3)
+    assert rate.attributes["unit_of_measurement"] == "GBP/kWh"
+    assert float(rate.state) == pytest.approx(0.06)
 
 
 async def test_401_mid_life_starts_reauth(

@@ -75,8 +75,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: MeterLakeConfigEntry) ->
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: MeterLakeConfigEntry) -> bool:
-    """Unload the platforms; the coordinator stops with the entry."""
-    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    """Unload the platforms and write the watermarks; the coordinator stops with the entry."""
+    unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    if unloaded:
+        await entry.runtime_data.coordinator.store.async_save()
+    return unloaded
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: MeterLakeConfigEntry) -> None:

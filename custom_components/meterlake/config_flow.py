@@ -21,7 +21,7 @@ from homeassistant.config_entries import (
     OptionsFlowWithReload,
 )
 from homeassistant.const import CONF_API_KEY
-from homeassistant.core import callback
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.selector import (
     BooleanSelector,
@@ -39,8 +39,10 @@ from homeassistant.helpers.selector import (
 import probatio as vol
 
 from .const import (
+    ARCHIVE_CREDENTIAL_KEYS,
     CONF_ACCOUNT_NUMBER,
     CONF_ARCHIVE_ROOT,
+    CONF_ARCHIVE_SECRET_KEY,
     CONF_BACKFILL_DAYS,
     CONF_GAS_CALORIFIC_VALUE,
     CONF_GAS_VOLUME_CORRECTION,
@@ -428,8 +430,34 @@ def _options_schema(options: dict[str, Any]) -> vol.Schema:
                 CONF_STANDING_CHARGE_IN_COST,
                 default=options.get(CONF_STANDING_CHARGE_IN_COST, DEFAULT_STANDING_CHARGE_IN_COST),
             ): BooleanSelector(),
+            **{
+                vol.Optional(key, description={"suggested_value": options.get(key)}): (
+                    TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
+                    if key == CONF_ARCHIVE_SECRET_KEY
+                    else TextSelector()
+                )
+                for key in ARCHIVE_CREDENTIAL_KEYS
+            },
         }
     )
+
+
+async def async_check_archive(hass: HomeAssistant, options: Mapping[str, Any]) -> str | None:
+    """Open the archive root as the entry will; the reason when it cannot be used."""
+    from .archive import ArchiveError, open_archive
+    from .sinks import storage_options
+
+    try:
+        await hass.async_add_executor_job(
+            lambda: open_archive(
+                str(options[CONF_ARCHIVE_ROOT]),
+                config_dir=hass.config.config_dir,
+                storage_options=storage_options(options),
+            )
+        )
+    except ArchiveError as err:
+        return str(err)
+    return None
 
 
 def validate_options(user_input: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -495,8 +523,17 @@ class MeterLakeOptionsFlow(OptionsFlowWithReload):
         """One form with every shared option."""
         errors: dict[str, str] = {}
         current = dict(self.config_entry.options)
+        placeholders = {"error": ""}
         if user_input is not None:
             options, errors = validate_options(user_input)
+            # A field left empty removes the stored credential.
+            for key in ARCHIVE_CREDENTIAL_KEYS:
+                current.pop(key, None)
+            if not errors:
+                problem = await async_check_archive(self.hass, options)
+                if problem is not None:
+                    errors[CONF_ARCHIVE_ROOT] = "archive_unreachable"
+                    placeholders["error"] = problem
             if not errors:
                 self._options = {**current, **options}
                 if self.config_entry.data.get(CONF_SOURCE) == SOURCE_OCTOPUS:
@@ -504,7 +541,10 @@ class MeterLakeOptionsFlow(OptionsFlowWithReload):
                 return self.async_create_entry(data=self._options)
             current |= user_input
         return self.async_show_form(
-            step_id="init", data_schema=_options_schema(current), errors=errors
+            step_id="init",
+            data_schema=_options_schema(current),
+            errors=errors,
+            description_placeholders=placeholders,
         )
 
     async def async_step_tariffs(

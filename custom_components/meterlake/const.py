@@ -42,3 +42,15 @@ DEFAULT_OVERLAP: Final = timedelta(days=3)
 RECENT_WINDOW: Final = timedelta(days=40)
 
 STORAGE_VERSION: Final = 1
+
+# Object-store credentials for the archive (options; redacted in diagnostics).
+CONF_ARCHIVE_ENDPOINT: Final = "archive_endpoint"
+CONF_ARCHIVE_ACCESS_KEY: Final = "archive_access_key"
+CONF_ARCHIVE_SECRET_KEY: Final = "archive_secret_key"
+CONF_ARCHIVE_REGION: Final = "archive_region"
+ARCHIVE_CREDENTIAL_KEYS: Final = (
+    CONF_ARCHIVE_ENDPOINT,
+    CONF_ARCHIVE_ACCESS_KEY,
+    CONF_ARCHIVE_SECRET_KEY,
+    CONF_ARCHIVE_REGION,
+)

@@ -111,8 +111,8 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         source: Source,
         store: WatermarkStore,
         *,
-        archive: ArchiveSink | None = None,
-        statistics: StatisticsSink | None = None,
+        archive: ArchiveSink,
+        statistics: StatisticsSink,
     ) -> None:
         super().__init__(
             hass,
@@ -163,8 +163,6 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         A new install over an existing archive thus continues where the archive ends instead
         of fetching `backfill_days` again; the statistics worker imports what it lacks.
         """
-        if self.archive is None:
-            return
         frames = []
         for meter in self.source.meters:
             watermark = self.store.get(meter.key)
@@ -228,17 +226,12 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
             unrated=result.unrated,
             rejected=result.rejected,
         )
-        accepted = True
-        if self.archive is not None:
-            outcome = await self.archive.async_store(meter, result)
-            accepted = outcome.accepted
-            report.stored[meter.key] = report.stored.get(meter.key, 0) + outcome.rows_written
-            for start, end in outcome.refetch:
-                await self._async_refetch(meter, start, end, report)
-        else:
-            report.stored[meter.key] = report.stored.get(meter.key, 0) + len(result.intervals)
-        if self.statistics is not None:
-            self.statistics.queue(meter, result)
+        outcome = await self.archive.async_store(meter, result)
+        report.stored[meter.key] = report.stored.get(meter.key, 0) + outcome.rows_written
+        for start, end in outcome.refetch:
+            await self._async_refetch(meter, start, end, report)
+        self.statistics.queue(meter, result)
+        accepted = outcome.accepted
         if accepted and result.complete_until is not None:
             self.store.advance(meter.key, result.complete_until)
 
@@ -266,10 +259,9 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
 
         `None` bounds are open.
         """
-        if self.archive is not None:
-            rows = await self.archive.async_read(meter, start, end)
-            if rows is not None:
-                return rows
+        rows = await self.archive.async_read(meter, start, end)
+        if rows is not None:
+            return rows
         recent = self.recent
         if recent is None:
             return None
@@ -315,8 +307,6 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         """
         from . import statistics
 
-        if self.archive is None or self.statistics is None:
-            return
         for meter in self.source.meters:
             watermark = self.store.get(meter.key)
             if watermark is None:
@@ -334,8 +324,12 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
             )
             self.statistics.queue(meter, self._archived_result(meter, rows))
 
-    async def async_rebuild_statistics(self, meter: MeterInfo, start: datetime | None) -> int:
-        """Recompute the meter's statistics from stored intervals; hours written.
+    async def async_rebuild_statistics(
+        self, meter: MeterInfo, start: datetime | None
+    ) -> tuple[int, int]:
+        """Recompute the meter's statistics from stored intervals: (intervals read, hours written).
+
+        Hours whose values did not change are not written again.
 
         With a start, sums re-anchor on the hour before it; without, the statistics are cleared
         and rebuilt from the first stored interval.
@@ -345,10 +339,9 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         start = None if start is None else floor_to(start, HOUR)
         rows = await self.async_stored_rows(meter, start, None)
         if rows is None or rows.empty:
-            return 0
+            return 0, 0
         if start is None:
             await statistics.async_clear_meter(self.hass, meter)
-        assert self.statistics is not None
         imported = await statistics.async_import_meter(
             self.hass,
             meter,
@@ -361,7 +354,7 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
             standing_charge_in_cost=self.statistics.standing_charge_in_cost,
             time_zone=meter.time_zone,
         )
-        return imported.hours_written
+        return len(rows), imported.hours_written
 
     def _archived_result(self, meter: MeterInfo, rows: pd.DataFrame) -> FetchResult:
         return FetchResult(

@@ -85,15 +85,11 @@ async def async_get_config_entry_diagnostics(
                 ],
             },
             "snapshots": snapshots,
-            "archive": None
-            if coordinator.archive is None
-            else {
+            "archive": {
                 "kind": _root_kind(coordinator.archive.root_option),
                 "last_error": coordinator.archive.last_error,
             },
-            "statistics": None
-            if coordinator.statistics is None
-            else {
+            "statistics": {
                 "queued_meters": len(coordinator.statistics.pending),
                 "last_error": coordinator.statistics.last_error,
             },

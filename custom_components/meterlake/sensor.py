@@ -42,7 +42,9 @@ def consumption_device_class(meter: MeterInfo) -> SensorDeviceClass | None:
 
 
 def _rate_unit(meter: MeterInfo) -> str | None:
-    return None if meter.currency is None else f"{meter.currency}/{meter.unit}"
+    if meter.currency is None:
+        return None
+    return f"{meter.currency}/{meter.rate_unit or meter.unit}"
 
 
 @dataclass(frozen=True, kw_only=True)

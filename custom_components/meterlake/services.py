@@ -99,10 +99,8 @@ async def _async_backfill(call: ServiceCall) -> ServiceResponse:
     start = floor_to(now - timedelta(days=days), HOUR)
     report = PollReport(started=now)
     summary: dict[str, Any] = {}
-    statistics = coordinator.statistics
-    if statistics is not None:
-        # One statistics import for all windows, not one re-accumulation per window.
-        statistics.hold()
+    # One statistics import for all windows, not one re-accumulation per window.
+    coordinator.statistics.hold()
     try:
         await _backfill_meters(
             coordinator,
@@ -114,8 +112,7 @@ async def _async_backfill(call: ServiceCall) -> ServiceResponse:
             summary=summary,
         )
     finally:
-        if statistics is not None:
-            statistics.release()
+        coordinator.statistics.release()
     await coordinator.async_refresh_snapshots()
     return {"meters": summary}
 
@@ -197,13 +194,14 @@ async def _async_rebuild_statistics(call: ServiceCall) -> ServiceResponse:
                 translation_placeholders={"start": start_date.isoformat()},
             )
         start = dt_util.as_utc(dt_util.start_of_local_day(start_date))
-    hours: dict[str, Any] = {}
+    summary: dict[str, Any] = {}
     for meter in meters:
-        hours[meter.key] = await coordinator.async_rebuild_statistics(meter, start)
-    if not any(hours.values()):
+        intervals, hours = await coordinator.async_rebuild_statistics(meter, start)
+        summary[meter.key] = {"intervals": intervals, "hours_written": hours}
+    if not any(item["intervals"] for item in summary.values()):
         raise ServiceValidationError(
             translation_domain=DOMAIN,
             translation_key="nothing_stored",
             translation_placeholders={"title": entry.title},
         )
-    return {"hours_written": hours}
+    return {"meters": summary}

@@ -21,7 +21,11 @@ from homeassistant.helpers.start import async_at_started
 from homeassistant.util import dt as dt_util
 
 from .const import (
+    CONF_ARCHIVE_ACCESS_KEY,
+    CONF_ARCHIVE_ENDPOINT,
+    CONF_ARCHIVE_REGION,
     CONF_ARCHIVE_ROOT,
+    CONF_ARCHIVE_SECRET_KEY,
     CONF_KEEP_RAW_DAYS,
     CONF_STANDING_CHARGE_IN_COST,
     DEFAULT_ARCHIVE_ROOT,
@@ -38,10 +42,10 @@ _LOGGER = logging.getLogger(__name__)
 
 # Option keys for object-store credentials (redacted in diagnostics).
 STORAGE_OPTION_KEYS = {
-    "archive_endpoint": "endpoint_override",
-    "archive_access_key": "access_key",
-    "archive_secret_key": "secret_key",
-    "archive_region": "region",
+    CONF_ARCHIVE_ENDPOINT: "endpoint_override",
+    CONF_ARCHIVE_ACCESS_KEY: "access_key",
+    CONF_ARCHIVE_SECRET_KEY: "secret_key",
+    CONF_ARCHIVE_REGION: "region",
 }
 
 
@@ -246,11 +250,6 @@ class StatisticsSink:
             frame = _combine(previous[1], frame)
         self.pending[meter.key] = (meter, frame, result)
         self._kick()
-
-    async def async_wait(self) -> None:
-        """Wait for the running import, if any (tests, rebuild)."""
-        if self._task is not None:
-            await self._task
 
     def _kick(self) -> None:
         """Start a drain task unless one runs, imports are held or HA has not started."""

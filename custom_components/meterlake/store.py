@@ -54,13 +54,9 @@ class WatermarkStore:
         self._store.async_delay_save(self._data, SAVE_DELAY)
         return True
 
-    def reset(self, meter: str | None = None) -> None:
-        """Forget one meter's watermark (or all), e.g. before a forced backfill."""
-        if meter is None:
-            self._watermarks.clear()
-        else:
-            self._watermarks.pop(meter, None)
-        self._store.async_delay_save(self._data, SAVE_DELAY)
+    async def async_save(self) -> None:
+        """Write now (entry unload), instead of waiting for the delayed save."""
+        await self._store.async_save(self._data())
 
     async def async_remove(self) -> None:
         """Delete the file when the entry is removed."""

@@ -47,6 +47,9 @@ class MeterInfo:
     currency: str | None = None
     time_zone: str = "UTC"
     cadence_minutes: int = 30
+    # The unit the tariff prices (Octopus prices gas per kWh even when the meter reads m³);
+    # None means the meter's own unit.
+    rate_unit: str | None = None
     # Opaque, source-specific details (e.g. MPAN, tariff override). Never logged.
     extra: Mapping[str, Any] = field(default_factory=dict)
 

@@ -257,6 +257,7 @@ def meter_infos(
                 currency=CURRENCY,
                 time_zone=TIME_ZONE,
                 cadence_minutes=30,
+                rate_unit=UNIT_KWH,
                 extra={"point": meter.point, "tariff_override": override},
             )
         )
@@ -306,5 +307,6 @@ def meter_from_config(data: Mapping[str, Any]) -> MeterInfo:
         currency=CURRENCY,
         time_zone=TIME_ZONE,
         cadence_minutes=30,
+        rate_unit=UNIT_KWH,
         extra={"point": point, "tariff_override": str(override) if override else None},
     )
