@@ -664,7 +664,7 @@ class Archive:
         if spec.month_of and spec.month_of not in frame.columns:
             missing.append(spec.month_of)
         if missing:
-            raise ValueError(f"{spec.name}: missing columns {missing}")
+            raise ValueError(f"{spec.name}: missing columns {list(dict.fromkeys(missing))}")
         columns = (*spec.columns, *((name, _F64) for name in extra_floats))
         table = _fast_arrow(spec, frame, columns)
         if table is None:
