@@ -91,3 +91,7 @@ def snapshot(snapshot: Any) -> Any:
     from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 
     return snapshot.use_extension(HomeAssistantSnapshotExtension)
+
+
+# The moto S3 server fixture of the archive tests, shared with the pipeline tests.
+from .test_archive_s3 import s3  # noqa: E402, F401

@@ -50,12 +50,22 @@ STORAGE_OPTION_KEYS = {
 
 
 def storage_options(options: Mapping[str, Any]) -> dict[str, str]:
-    """pyarrow.fs keyword arguments from the entry's archive credential options."""
-    return {
+    """pyarrow.fs keyword arguments from the entry's archive credential options.
+
+    An endpoint given as a URL (`http://minio.local:9000`) is split into pyarrow's
+    `scheme` and `endpoint_override`.
+    """
+    result = {
         target: str(options[key]).strip()
         for key, target in STORAGE_OPTION_KEYS.items()
         if str(options.get(key) or "").strip()
     }
+    endpoint = result.get("endpoint_override", "")
+    if "://" in endpoint:
+        scheme, _, host = endpoint.partition("://")
+        result["scheme"] = scheme.lower()
+        result["endpoint_override"] = host.rstrip("/")
+    return result
 
 
 @dataclass(slots=True)
