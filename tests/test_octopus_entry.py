@@ -256,3 +256,60 @@ async def test_outage_makes_sensors_unavailable_and_keeps_watermarks(
     assert value_of(hass, ELEC, "consumption_yesterday") == pytest.approx(3.0)
     assert value_of(hass, GAS, "cost_yesterday") == pytest.approx(0.8 * GAS_KWH_PER_M3 * 0.06)
     assert store.get(ELEC) == before[ELEC]
+
+
+async def test_archive_and_statistics_hold_the_fixture_numbers(
+    hass: HomeAssistant, loaded: MockConfigEntry, tmp_path: Path
+) -> None:
+    """Octopus through the real coordinator: DuckDB, Polars and the recorder agree."""
+    import duckdb
+    from homeassistant.components.recorder.statistics import statistics_during_period
+    from homeassistant.helpers.recorder import get_instance
+    import polars as pl
+    from pytest_homeassistant_custom_component.components.recorder.common import (  # type: ignore[import-untyped]
+        async_wait_recording_done,
+    )
+
+    await hass.async_block_till_done(wait_background_tasks=True)
+    await async_wait_recording_done(hass)
+    root = tmp_path / "lake"
+    glob = f"{root}/consumption/**/*.parquet"
+    totals = {
+        row[0]: row[1:]
+        for row in duckdb.sql(
+            f"SELECT meter, count(*), sum(value), sum(cost), sum(energy_kwh) "
+            f"FROM read_parquet('{glob}', hive_partitioning=1) GROUP BY meter"
+        ).fetchall()
+    }
+    recent = loaded.runtime_data.coordinator.recent
+    for meter in (ELEC, GAS):
+        rows = recent[recent["meter"] == meter]
+        assert totals[meter][0] == len(rows)
+        assert totals[meter][1] == pytest.approx(rows["value"].sum(), abs=1e-9)
+        assert totals[meter][2] == pytest.approx(rows["cost"].sum(), abs=1e-9)
+    # Gas in m³ converted with the default calorific value and correction.
+    assert totals[GAS][3] == pytest.approx(totals[GAS][1] * GAS_KWH_PER_M3, rel=1e-12)
+    polars_sum = (
+        pl.scan_parquet(glob, hive_partitioning=True)
+        .filter(pl.col("meter") == ELEC)
+        .select(pl.col("value").sum())
+        .collect()
+        .item()
+    )
+    assert polars_sum == pytest.approx(totals[ELEC][1], abs=1e-9)
+    ids = {f"meterlake:{ELEC}_consumption", f"meterlake:{ELEC}_cost", f"meterlake:{GAS}_energy"}
+    stats = await get_instance(hass).async_add_executor_job(
+        statistics_during_period,
+        hass,
+        datetime(2026, 1, 1, tzinfo=UTC),
+        None,
+        ids,
+        "hour",
+        None,
+        {"sum"},
+    )
+    assert stats[f"meterlake:{ELEC}_consumption"][-1]["sum"] == pytest.approx(
+        totals[ELEC][1], abs=1e-9
+    )
+    assert stats[f"meterlake:{ELEC}_cost"][-1]["sum"] == pytest.approx(totals[ELEC][2], abs=1e-9)
+    assert stats[f"meterlake:{GAS}_energy"][-1]["sum"] == pytest.approx(totals[GAS][3], abs=1e-9)
