@@ -213,3 +213,21 @@ def test_retry_after_as_http_date() -> None:
     assert parse_retry_after("12", now) == 12.0
     assert parse_retry_after("soon", now) is None
     assert parse_retry_after(None, now) is None
+
+
+async def test_stored_rows_fall_back_to_memory_when_the_archive_cannot_be_read(
+    hass: HomeAssistant, loaded_demo: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    coordinator = loaded_demo.runtime_data.coordinator
+
+    async def unreadable(*args: Any) -> None:
+        return None
+
+    monkeypatch.setattr(coordinator.archive, "async_read", unreadable)
+    start = datetime(2026, 11, 19, tzinfo=UTC)
+    rows = await coordinator.async_stored_rows(ELEC, start, start + timedelta(hours=2))
+    assert rows["start"].tolist() == [start + timedelta(minutes=30 * i) for i in range(4)]
+    assert set(rows["meter"]) == {"demo_electricity"}
+    assert len(await coordinator.async_stored_rows(GAS, None, None)) == 478
+    coordinator.recent = None
+    assert await coordinator.async_stored_rows(ELEC, start, None) is None

@@ -874,8 +874,6 @@ class Archive:
         """Run a filesystem call; any failure becomes an ArchiveError without secrets."""
         try:
             return func(*args)
-        except ArchiveError:
-            raise
         except Exception as err:
             raise ArchiveError(self.root, _describe(err, self._secrets)) from err
 
@@ -888,10 +886,8 @@ class Archive:
         return bool(info.type != pafs.FileType.NotFound)
 
     def _delete(self, path: str) -> None:
-        if self._local:
-            Path(path).unlink()
-        else:
-            self._fs.delete_file(path)
+        """Remove a local file (remote purges delete whole day folders instead)."""
+        Path(path).unlink()
 
     def _list(self, folder: str, *, recursive: bool) -> list[tuple[str, bool]]:
         """(path, is_file) under `folder`; a missing folder is empty."""
