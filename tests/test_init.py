@@ -41,3 +41,19 @@ async def test_remove_entry_forgets_watermarks(
     await hass.config_entries.async_remove(loaded_demo.entry_id)
     await hass.async_block_till_done()
     assert f"{DOMAIN}.{loaded_demo.entry_id}" not in hass_storage
+
+
+async def test_devices_of_meters_no_longer_followed_are_removed(
+    hass: HomeAssistant, loaded_demo: Any
+) -> None:
+    from homeassistant.helpers import device_registry as dr
+
+    registry = dr.async_get(hass)
+    stale = registry.async_get_or_create(
+        config_entry_id=loaded_demo.entry_id, identifiers={(DOMAIN, "demo_water")}, name="Old"
+    )
+    assert await hass.config_entries.async_reload(loaded_demo.entry_id)
+    await hass.async_block_till_done()
+    assert registry.async_get(stale.id) is None
+    kept = dr.async_entries_for_config_entry(registry, loaded_demo.entry_id)
+    assert sorted(d.name for d in kept) == ["Demo electricity", "Demo gas"]

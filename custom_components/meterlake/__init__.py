@@ -9,7 +9,7 @@ from __future__ import annotations
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryError
-from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.importlib import async_import_module
 from homeassistant.helpers.typing import ConfigType
@@ -70,8 +70,22 @@ async def async_setup_entry(hass: HomeAssistant, entry: MeterLakeConfigEntry) ->
     entry.runtime_data = MeterLakeData(coordinator=coordinator)
     statistics.start(entry, coordinator.async_catch_up_statistics)
     entry.async_on_unload(statistics.stop)
+    _async_remove_stale_devices(hass, entry, {meter.key for meter in source.meters})
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
+
+
+def _async_remove_stale_devices(
+    hass: HomeAssistant, entry: MeterLakeConfigEntry, meter_keys: set[str]
+) -> None:
+    """Drop devices of meters the entry no longer follows (deselected in reconfigure).
+
+    Their archive and statistics stay: they are the user's history.
+    """
+    registry = dr.async_get(hass)
+    for device in dr.async_entries_for_config_entry(registry, entry.entry_id):
+        if not any(domain == DOMAIN and key in meter_keys for domain, key in device.identifiers):
+            registry.async_update_device(device.id, remove_config_entry_id=entry.entry_id)
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: MeterLakeConfigEntry) -> bool:

@@ -58,6 +58,10 @@ class MeterLakeSensorDescription(SensorEntityDescription):
     exists_fn: Callable[[MeterInfo], bool] = lambda meter: True
 
 
+def _has_currency(meter: MeterInfo) -> bool:
+    return meter.currency is not None
+
+
 def _consumption(
     key: str, value_fn: Callable[[MeterSnapshot], float | None]
 ) -> MeterLakeSensorDescription:
@@ -81,12 +85,8 @@ def _cost(
         unit_fn=lambda meter: meter.currency,
         device_class=SensorDeviceClass.MONETARY,
         suggested_display_precision=2,
-        exists_fn=lambda meter: meter.currency is not None,
+        exists_fn=_has_currency,
     )
-
-
-def _has_currency(meter: MeterInfo) -> bool:
-    return meter.currency is not None
 
 
 SENSORS: tuple[MeterLakeSensorDescription, ...] = (
