@@ -230,7 +230,7 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         report.stored[meter.key] = report.stored.get(meter.key, 0) + outcome.rows_written
         for start, end in outcome.refetch:
             await self._async_refetch(meter, start, end, report)
-        self.statistics.queue(meter, result)
+        await self.statistics.async_queue(meter, result)
         accepted = outcome.accepted
         if accepted and result.complete_until is not None:
             self.store.advance(meter.key, result.complete_until)
@@ -322,7 +322,7 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
             _LOGGER.info(
                 "%s: importing %d archived intervals into statistics", meter.key, len(rows)
             )
-            self.statistics.queue(meter, self._archived_result(meter, rows))
+            await self.statistics.async_queue(meter, self._archived_result(meter, rows))
 
     async def async_rebuild_statistics(
         self, meter: MeterInfo, start: datetime | None

@@ -250,14 +250,17 @@ class StatisticsSink:
         self._holds = max(0, self._holds - 1)
         self._kick()
 
-    def queue(self, meter: MeterInfo, result: FetchResult) -> None:
-        """Add a fetch to the meter's queue (newer rows win where they overlap)."""
+    async def async_queue(self, meter: MeterInfo, result: FetchResult) -> None:
+        """Add a fetch to the meter's queue (newer rows win where they overlap).
+
+        Merging with what is already queued is pandas work: it runs in the executor.
+        """
         if result.intervals.empty:
             return
         previous = self.pending.get(meter.key)
         frame = result.intervals
         if previous is not None:
-            frame = _combine(previous[1], frame)
+            frame = await self.hass.async_add_executor_job(_combine, previous[1], frame)
         self.pending[meter.key] = (meter, frame, result)
         self._kick()
 
