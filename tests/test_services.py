@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
+from homeassistant.components.recorder.statistics import statistics_during_period
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers.recorder import get_instance
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.components.recorder.common import (
+    async_wait_recording_done,
+)
 
 from custom_components.meterlake.const import DOMAIN
 
@@ -36,6 +42,24 @@ async def test_backfill_fetches_older_history(hass: HomeAssistant, loaded_demo: 
     assert elec["rows_fetched"] == 120 * 48 - 2
     assert elec["missing_intervals"] == 0
     assert coordinator.last_update_success
+    # The held statistics import runs once afterwards and covers all 120 days.
+    await hass.async_block_till_done(wait_background_tasks=True)
+    await async_wait_recording_done(hass)
+    rows = await coordinator.async_stored_rows(coordinator.source.meters[0], None, None)
+    assert len(rows) == 120 * 48 - 2
+    stats = await get_instance(hass).async_add_executor_job(
+        statistics_during_period,
+        hass,
+        datetime(2026, 1, 1, tzinfo=UTC),
+        None,
+        {"meterlake:demo_electricity_consumption"},
+        "hour",
+        None,
+        {"sum"},
+    )
+    consumption = stats["meterlake:demo_electricity_consumption"]
+    assert len(consumption) == 120 * 24 - 1
+    assert consumption[-1]["sum"] == pytest.approx(rows["value"].sum(), abs=1e-9)
 
 
 async def test_backfill_force_refetches(hass: HomeAssistant, loaded_demo: Any) -> None:
