@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 import json
@@ -264,6 +265,11 @@ async def test_fetch_account(hass: HomeAssistant, aioclient_mock: AiohttpClientM
     account = await async_fetch_account(client, KEY, ACCOUNT)
     assert account["number"] == ACCOUNT
     assert [a.endpoint for a in client.audit] == ["account"]
+    # HTTP Basic: the key as user name, an empty password; never in the URL.
+    _method, url, _data, headers = aioclient_mock.mock_calls[-1]
+    expected = "Basic " + base64.b64encode(f"{KEY}:".encode()).decode()
+    assert headers["Authorization"] == expected
+    assert KEY not in str(url)
 
 
 # ------------------------------------------------------------------------------ import meter

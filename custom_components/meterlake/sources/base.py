@@ -235,9 +235,14 @@ class HttpClient:
         params: Mapping[str, str | int] | None = None,
         json_body: Any = None,
         headers: Mapping[str, str] | None = None,
-        auth: aiohttp.BasicAuth | None = None,
+        auth: Mapping[str, str] | None = None,
     ) -> Any:
-        """Send a request and return its decoded JSON body, retrying per the policy."""
+        """Send a request and return its decoded JSON body, retrying per the policy.
+
+        `auth` holds authorization headers (kept apart so they are never logged or stored).
+        """
+        if auth:
+            headers = {**(headers or {}), **auth}
         last_error = "no attempt"
         retry_after: float | None = None
         for attempt in range(self.policy.retries + 1):
@@ -253,7 +258,6 @@ class HttpClient:
                     params=params,
                     json=json_body,
                     headers=headers,
-                    auth=auth,
                     timeout=aiohttp.ClientTimeout(total=self.policy.timeout),
                 ) as resp:
                     status = resp.status

@@ -41,9 +41,9 @@ def normalize_account_number(value: str) -> str | None:
     return candidate if ACCOUNT_NUMBER_RE.fullmatch(candidate) else None
 
 
-def basic_auth(api_key: str) -> aiohttp.BasicAuth:
+def basic_auth(api_key: str) -> dict[str, str]:
     """Octopus takes the API key as the Basic user name with an empty password."""
-    return aiohttp.BasicAuth(api_key, "")
+    return {"Authorization": aiohttp.encode_basic_auth(api_key, "")}
 
 
 async def async_fetch_account(

@@ -12,8 +12,6 @@ from datetime import UTC, datetime, timedelta
 import re
 from typing import Any, Final, Literal
 
-import aiohttp
-
 from .base import HttpClient, SourcePayloadError
 from .octopus_account import API_BASE, parse_time
 
@@ -119,7 +117,7 @@ async def iter_pages(
     *,
     endpoint: str,
     params: Mapping[str, str | int] | None,
-    auth: aiohttp.BasicAuth | None = None,
+    auth: Mapping[str, str] | None = None,
 ) -> AsyncIterator[list[Mapping[str, Any]]]:
     """Yield the `results` of each page, following the absolute `next` URL until it is null."""
     next_url: str | None = url
