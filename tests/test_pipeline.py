@@ -159,6 +159,25 @@ async def test_unwritable_archive_raises_a_repair_and_keeps_the_watermark(
     assert totals["demo_electricity"][0] == 10 * 48 - 1
 
 
+async def test_removing_the_entry_removes_its_archive_repair(
+    hass: HomeAssistant, freezer: Any, demo_entry: Any, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the archive folder should be")
+    freezer.move_to(DEMO_NOW)
+    demo_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        demo_entry, options=dict(demo_entry.options) | {"archive_root": str(blocker / "lake")}
+    )
+    assert await hass.config_entries.async_setup(demo_entry.entry_id)
+    await hass.async_block_till_done()
+    issue_id = f"archive_unwritable_{demo_entry.entry_id}"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
+    await hass.config_entries.async_remove(demo_entry.entry_id)
+    await hass.async_block_till_done()
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+
+
 async def test_corrupt_partition_is_quarantined_and_rebuilt_from_the_source(
     hass: HomeAssistant, loaded_demo: Any, tmp_path: Path, freezer: Any
 ) -> None:

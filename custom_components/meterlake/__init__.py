@@ -9,7 +9,11 @@ from __future__ import annotations
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryError
-from homeassistant.helpers import config_validation as cv, device_registry as dr
+from homeassistant.helpers import (
+    config_validation as cv,
+    device_registry as dr,
+    issue_registry as ir,
+)
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.importlib import async_import_module
 from homeassistant.helpers.typing import ConfigType
@@ -17,7 +21,7 @@ from homeassistant.helpers.typing import ConfigType
 from .const import CONF_SOURCE, DOMAIN
 from .coordinator import MeterLakeConfigEntry, MeterLakeCoordinator, MeterLakeData
 from .services import async_setup_services
-from .sinks import ArchiveSink, StatisticsSink
+from .sinks import ArchiveSink, StatisticsSink, archive_issue_id
 from .sources.base import Source, SourceContext
 from .store import WatermarkStore
 
@@ -97,5 +101,8 @@ async def async_unload_entry(hass: HomeAssistant, entry: MeterLakeConfigEntry) -
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: MeterLakeConfigEntry) -> None:
-    """Forget the watermarks of a removed entry (the archive stays: it is the user's data)."""
+    """Forget the watermarks and repairs of a removed entry (the archive stays: it is the
+    user's data).
+    """
     await WatermarkStore(hass, entry.entry_id).async_remove()
+    ir.async_delete_issue(hass, DOMAIN, archive_issue_id(entry.entry_id))

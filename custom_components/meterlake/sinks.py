@@ -68,6 +68,11 @@ def storage_options(options: Mapping[str, Any]) -> dict[str, str]:
     return result
 
 
+def archive_issue_id(entry_id: str) -> str:
+    """Id of the entry's "archive cannot be written" repair issue."""
+    return f"archive_unwritable_{entry_id}"
+
+
 @dataclass(slots=True)
 class StoreOutcome:
     """What a sink made of one meter's fetch."""
@@ -96,7 +101,7 @@ class ArchiveSink:
     @property
     def issue_id(self) -> str:
         """One repair issue per entry."""
-        return f"archive_unwritable_{self.entry_id}"
+        return archive_issue_id(self.entry_id)
 
     async def async_open(self) -> Archive:
         """Open the archive root once (blocking checks run in the executor)."""
