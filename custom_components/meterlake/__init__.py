@@ -101,8 +101,9 @@ async def async_unload_entry(hass: HomeAssistant, entry: MeterLakeConfigEntry) -
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: MeterLakeConfigEntry) -> None:
-    """Forget the watermarks and repairs of a removed entry (the archive stays: it is the
-    user's data).
+    """Forget the watermarks and repairs of a removed entry.
+
+    The archive and statistics stay: they are the user's data.
     """
     await WatermarkStore(hass, entry.entry_id).async_remove()
     ir.async_delete_issue(hass, DOMAIN, archive_issue_id(entry.entry_id))
