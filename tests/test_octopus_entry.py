@@ -313,3 +313,18 @@ async def test_archive_and_statistics_hold_the_fixture_numbers(
     )
     assert stats[f"meterlake:{ELEC}_cost"][-1]["sum"] == pytest.approx(totals[ELEC][2], abs=1e-9)
     assert stats[f"meterlake:{GAS}_energy"][-1]["sum"] == pytest.approx(totals[GAS][3], abs=1e-9)
+
+
+async def test_diagnostics_hold_no_identifier(
+    hass: HomeAssistant, loaded: MockConfigEntry, hass_client: Any
+) -> None:
+    from pytest_homeassistant_custom_component.components.diagnostics import (  # type: ignore[import-untyped]
+        get_diagnostics_for_config_entry,
+    )
+
+    result = await get_diagnostics_for_config_entry(hass, hass_client, loaded)
+    text = str(result)
+    for secret in (KEY, ACCOUNT, "1200000000017", "9876543210", "24E1234567", "G4P00000000001"):
+        assert secret not in text
+    assert result["last_update_success"] is True
+    assert {r["endpoint"] for r in result["last_poll"]["requests"]} >= {"account"}

@@ -11,6 +11,8 @@ from homeassistant.core import HomeAssistant
 from .coordinator import MeterLakeConfigEntry, MeterSnapshot
 
 TO_REDACT = {
+    "key",  # meter keys embed the MPAN/MPRN
+    "title",  # Octopus titles carry the account number
     "archive_root",
     "archive_access_key",
     "archive_secret_key",
@@ -42,7 +44,7 @@ async def async_get_config_entry_diagnostics(
     report = coordinator.last_report
     meters = [
         {
-            "key": meter.key if meter.supplier == "demo" else "**REDACTED**",
+            "key": meter.key,
             "kind": meter.kind,
             "unit": meter.unit,
             "is_export": meter.is_export,
