@@ -226,3 +226,19 @@ async def test_stored_rows_fall_back_to_memory_when_the_archive_cannot_be_read(
     assert len(await coordinator.async_stored_rows(GAS, None, None)) == 478
     coordinator.recent = None
     assert await coordinator.async_stored_rows(ELEC, start, None) is None
+
+
+async def test_fetching_an_old_window_keeps_the_current_rates(
+    hass: HomeAssistant, loaded_demo: Any
+) -> None:
+    from custom_components.meterlake.coordinator import PollReport
+
+    coordinator = loaded_demo.runtime_data.coordinator
+    old = datetime(2026, 1, 10, tzinfo=UTC)
+    report = PollReport(started=old)
+    result = await coordinator.async_poll_meter(ELEC, old, old + timedelta(days=2), report)
+    assert len(result.intervals) == 96
+    await coordinator.async_refresh_snapshots()
+    # 12:10 GMT on the 20th: the day band of the current tariff, as before the old fetch.
+    assert float(hass.states.get("sensor.demo_electricity_current_rate").state) == 0.24
+    assert float(hass.states.get("sensor.demo_electricity_next_rate").state) == 0.36

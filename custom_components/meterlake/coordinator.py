@@ -87,6 +87,7 @@ class MeterTables:
     agreements: pd.DataFrame | None = None
     unrated: int = 0
     rejected: int = 0
+    window_end: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -192,7 +193,7 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
             partial: FetchResult | None = err.partial
             if partial is not None:
                 # Keep what arrived before the retry budget ran out.
-                await self._async_keep(meter, partial, report)
+                await self._async_keep(meter, partial, report, end)
             raise UpdateFailed(
                 translation_domain=DOMAIN,
                 translation_key="cannot_connect",
@@ -205,16 +206,36 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
                 translation_key="source_error",
                 translation_placeholders={"error": str(err)},
             ) from err
-        await self._async_keep(meter, result, report)
+        await self._async_keep(meter, result, report, end)
         return result
 
-    async def _async_keep(self, meter: MeterInfo, result: FetchResult, report: PollReport) -> None:
+    async def _async_keep(
+        self, meter: MeterInfo, result: FetchResult, report: PollReport, end: datetime
+    ) -> None:
         """Memory, archive, statistics; then the watermark, if the archive took the rows."""
         report.audit.extend(result.audit)
         report.rows[meter.key] = report.rows.get(meter.key, 0) + len(result.intervals)
         self.recent = await self.hass.async_add_executor_job(
             self._merge_recent, result.intervals, dt_util.utcnow()
         )
+        self._keep_tables(meter, result, end)
+        outcome = await self.archive.async_store(meter, result)
+        report.stored[meter.key] = report.stored.get(meter.key, 0) + outcome.rows_written
+        for month_start, month_end in outcome.refetch:
+            await self._async_refetch(meter, month_start, month_end, report)
+        await self.statistics.async_queue(meter, result)
+        accepted = outcome.accepted
+        if accepted and result.complete_until is not None:
+            self.store.advance(meter.key, result.complete_until)
+
+    def _keep_tables(self, meter: MeterInfo, result: FetchResult, end: datetime) -> None:
+        """Keep the tariff frames of the newest window.
+
+        A backfill of old windows must not replace the rates current and next rate come from.
+        """
+        previous = self.tables.get(meter.key)
+        if previous is not None and previous.window_end is not None and end < previous.window_end:
+            return
         self.tables[meter.key] = MeterTables(
             rates=result.rates if result.rates is not None else self._table(meter, "rates"),
             standing_charges=result.standing_charges
@@ -225,23 +246,17 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
             else self._table(meter, "agreements"),
             unrated=result.unrated,
             rejected=result.rejected,
+            window_end=end,
         )
-        outcome = await self.archive.async_store(meter, result)
-        report.stored[meter.key] = report.stored.get(meter.key, 0) + outcome.rows_written
-        for start, end in outcome.refetch:
-            await self._async_refetch(meter, start, end, report)
-        await self.statistics.async_queue(meter, result)
-        accepted = outcome.accepted
-        if accepted and result.complete_until is not None:
-            self.store.advance(meter.key, result.complete_until)
 
     async def _async_refetch(
         self, meter: MeterInfo, start: datetime, end: datetime, report: PollReport
     ) -> None:
         """Rebuild an archive month whose file was unreadable, from the source."""
         _LOGGER.warning("%s: re-fetching %s to %s to rebuild the archive", meter.key, start, end)
-        result = await self.source.async_fetch(meter, start, min(end, dt_util.utcnow()))
-        await self._async_keep(meter, result, report)
+        until = min(end, dt_util.utcnow())
+        result = await self.source.async_fetch(meter, start, until)
+        await self._async_keep(meter, result, report, until)
 
     def _table(self, meter: MeterInfo, name: str) -> pd.DataFrame | None:
         tables = self.tables.get(meter.key)
