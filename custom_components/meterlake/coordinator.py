@@ -350,6 +350,7 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         and rebuilt from the first stored interval.
         """
         from . import statistics
+        from .sinks import standing_by_day
 
         start = None if start is None else floor_to(start, HOUR)
         rows = await self.async_stored_rows(meter, start, None)
@@ -362,7 +363,7 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
             meter,
             rows,
             standing=await self.hass.async_add_executor_job(
-                _standing_for, meter, self._archived_result(meter, rows), rows
+                standing_by_day, meter, self._archived_result(meter, rows), rows
             )
             if self.statistics.standing_charge_in_cost
             else None,
@@ -448,12 +449,6 @@ def _rows_between(
     if end is not None:
         mask &= frame["start"] < pd.Timestamp(end)
     return frame[mask].reset_index(drop=True)
-
-
-def _standing_for(meter: MeterInfo, result: FetchResult, rows: pd.DataFrame) -> Any:
-    from .sinks import standing_by_day
-
-    return standing_by_day(meter, result, rows)
 
 
 def _missing_slots(rows: pd.DataFrame, meter: MeterInfo, start: datetime, end: datetime) -> int:

@@ -15,27 +15,11 @@ import pytest
 
 from custom_components.meterlake.analytics import intervals as iv, tariffs as tf, units
 
-INGESTED = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+from .test_intervals import norm, utc
 
 
 def ns(moment: datetime) -> int:
     return iv.ns_of(moment)
-
-
-def norm(rows: object, **kwargs: object) -> iv.NormalizeResult:
-    params: dict[str, object] = {
-        "meter": "m1",
-        "supplier": "octopus",
-        "kind": "electricity",
-        "unit": "kWh",
-        "ingested_at": INGESTED,
-    }
-    params.update(kwargs)
-    return iv.normalize(rows, **params)  # type: ignore[arg-type]
 
 
 def frame_of(rows: list[tuple[str | None, datetime, datetime, float]]) -> pd.DataFrame:
