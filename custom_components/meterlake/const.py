@@ -18,6 +18,16 @@ CONF_ACCOUNT_NUMBER: Final = "account_number"
 CONF_METERS: Final = "meters"
 CONF_TARIFF_OVERRIDES: Final = "tariff_overrides"
 
+# Tibber entry data (the token is homeassistant.const.CONF_ACCESS_TOKEN): the followed homes,
+# each {"id", "name", "time_zone", "currency", "production"}.
+CONF_HOMES: Final = "homes"
+
+# eCO2mix entry data: "national" or a region's INSEE code; option: the MeterLake electricity
+# meter (its `meter` key) whose emissions the entry computes.
+CONF_PERIMETER: Final = "perimeter"
+PERIMETER_NATIONAL: Final = "national"
+CONF_CO2_METER: Final = "co2_meter"
+
 # Options shared by every source (DESIGN.md, "Entry types and unique ids").
 CONF_ARCHIVE_ROOT: Final = "archive_root"
 CONF_KEEP_RAW_DAYS: Final = "keep_raw_days"

@@ -52,6 +52,19 @@ class MeterInfo:
     rate_unit: str | None = None
     # Opaque, source-specific details (e.g. MPAN, tariff override). Never logged.
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # False where the supplier's API publishes no standing charge (Tibber).
+    has_standing_charge: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PriceSlot:
+    """One published spot-price slot (Tibber's 15-minute price info), price incl. VAT."""
+
+    start: datetime
+    end: datetime
+    total: float
+    level: str | None = None
+    currency: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +101,10 @@ class FetchResult:
     unrated: int = 0
     audit: list[AuditRecord] = field(default_factory=list)
     raw: list[tuple[str, Any]] = field(default_factory=list)
+    # Grid data (eCO2mix) for the archive's `grid_mix` dataset: `start`, `end`, the numeric
+    # fields of archive.GRID_MIX_FIELDS (float64, null when unknown) and `consolidated` (bool).
+    # Sources that describe the grid return it with an empty `intervals` frame.
+    grid: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +118,12 @@ class SourceContext:
 
 
 class Source(Protocol):
-    """A supplier or grid operator, as the coordinator sees it."""
+    """A supplier or grid operator, as the coordinator sees it.
+
+    Optional members the coordinator looks up with getattr: `overlap` (timedelta, how far
+    before the watermark each poll re-reads; DEFAULT_OVERLAP when absent) and
+    `price_slots(meter) -> Sequence[PriceSlot]` (published spot prices, for price sensors).
+    """
 
     supplier: str
     update_interval: timedelta
@@ -122,6 +144,8 @@ class SourceError(Exception):
     def __init__(self, message: str, *, placeholders: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.placeholders: dict[str, str] = dict(placeholders or {})
+        # The HTTP calls (and heartbeat) of the failed poll: the coordinator archives them.
+        self.audit: list[AuditRecord] = []
 
 
 class SourceAuthError(SourceError):
