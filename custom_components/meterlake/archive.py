@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 import gzip
 import json
 import logging
+import math
 import os
 from pathlib import Path, PurePosixPath
 import re
@@ -97,7 +98,7 @@ _FLOAT_OPTIONS: Final = frozenset(
 )
 
 # Column kinds of the stored files.
-_STR, _TS, _F64, _I64, _I32 = "str", "ts", "f64", "i64", "i32"
+_STR, _TS, _F64, _I64, _I32, _BOOL = "str", "ts", "f64", "i64", "i32", "bool"
 
 
 class ArchiveError(Exception):
@@ -150,6 +151,9 @@ class _Spec:
     sort_by: tuple[str, ...]
     window_of: str | None  # partition column that names a re-fetch window (meter, tariff)
     versioned: bool = True  # merge keeps the newer `ingested_at`
+    # Boolean columns ranked before `ingested_at` in the merge (true wins, null counts as
+    # false): grid_mix keeps a consolidated row over a real-time one whatever their ages.
+    prefer: tuple[str, ...] = ()
 
 
 def _interval_columns() -> tuple[tuple[str, str], ...]:
@@ -222,10 +226,12 @@ GRID_MIX = _Spec(
         ("start", _TS),
         ("end", _TS),
         *((name, _F64) for name in GRID_MIX_FIELDS),
+        ("consolidated", _BOOL),
         ("ingested_at", _TS),
     ),
     sort_by=("start",),
     window_of="perimeter",
+    prefer=("consolidated",),
 )
 AUDIT = _Spec(
     name="audit",
@@ -374,6 +380,7 @@ def _arrow_schema(spec: _Spec, columns: Sequence[tuple[str, str]]) -> Any:
         _F64: pa.float64(),
         _I64: pa.int64(),
         _I32: pa.int32(),
+        _BOOL: pa.bool_(),
     }
     return pa.schema(
         [pa.field(name, types[kind]) for name, kind in columns],
@@ -409,6 +416,8 @@ def _conform(frame: pd.DataFrame, columns: Sequence[tuple[str, str]]) -> pd.Data
             series = pd.to_numeric(series, errors="coerce").astype(
                 "Int64" if kind == _I64 else "Int32"
             )
+        elif kind == _BOOL:
+            series = _booleans(series)
         else:
             values = series.to_numpy(dtype=object, copy=True)
             values[pd.isna(values)] = None
@@ -417,6 +426,27 @@ def _conform(frame: pd.DataFrame, columns: Sequence[tuple[str, str]]) -> pd.Data
             series = pd.Series(values, index=frame.index, dtype=object)
         out[name] = series
     return pd.DataFrame(out, index=frame.index).reset_index(drop=True)
+
+
+def _booleans(series: pd.Series) -> pd.Series:
+    """A nullable boolean column: null stays null (a grid_mix file from before `consolidated`)."""
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return series.astype("boolean")
+    values = [_flag(v) for v in series.to_numpy(dtype=object)]
+    return pd.Series(pd.array(values, dtype="boolean"), index=series.index)
+
+
+def _flag(value: Any) -> bool | None:
+    """One value as a flag: null (None, NaN, NA) stays None; "true"/"1"/"yes" are true."""
+    import pandas as pd
+
+    if isinstance(value, str):
+        return value.strip().lower() in {"true", "1", "yes"}
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return bool(value)
 
 
 def _strip_secrets(payload: Any, secrets: Sequence[str]) -> Any:
@@ -475,7 +505,9 @@ class Archive:
         """Merge eCO2mix rows (key `start`) into grid_mix/supplier=eco2mix/perimeter=/month=.
 
         Numeric fields are stored as float64 ("ND" and other text become null); fields beyond
-        GRID_MIX_FIELDS are kept, appended in name order.
+        GRID_MIX_FIELDS are kept, appended in name order. A row with `consolidated` true is
+        never replaced by a real-time one, whatever their `ingested_at`; among equals the
+        newer wins.
         """
         frame = frame.assign(supplier="eco2mix", perimeter=perimeter)
         known = {name for name, _ in GRID_MIX.columns} | {"supplier", "perimeter", "month"}
@@ -633,6 +665,49 @@ class Archive:
         )
         frame: pd.DataFrame = table.to_pandas()
         return frame
+
+    def read_grid_mix(
+        self, perimeter: str, start: datetime | None = None, end: datetime | None = None
+    ) -> pd.DataFrame | None:
+        """eCO2mix rows of `perimeter` with start in [start, end), sorted; None when there are none.
+
+        Columns: start, end, GRID_MIX_FIELDS, the extra numeric fields (name order),
+        `consolidated` (a row stored before that column existed reads as real time) and
+        ingested_at; timestamps datetime64[ns, UTC]. Unreadable partitions are logged and left
+        out, as a poll re-fetches them; I/O failures raise ArchiveError.
+        """
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        folder = self._join(GRID_MIX.name, "supplier=eco2mix", _segment("perimeter", perimeter))
+        tables: list[Any] = []
+        for month_dir in self._list_dirs(folder):
+            match = re.fullmatch(r"month=(\d{4})-(\d{2})", month_dir.rsplit("/", 1)[-1])
+            if not match:
+                continue
+            lo, hi = _month_bounds(int(match[1]), int(match[2]))
+            if (start is not None and hi <= start) or (end is not None and lo >= end):
+                continue
+            path = self._join(month_dir, DATA_FILE)
+            try:
+                part = self._load(GRID_MIX, path, GRID_MIX.columns)
+            except CorruptPartitionError:
+                _LOGGER.warning("Skipping unreadable archive partition %s", path)
+                continue
+            if part is not None:
+                tables.append(part)
+        if not tables:
+            return None
+        table = pa.concat_tables(tables, promote_options="default")
+        moment = table.schema.field("start").type
+        if start is not None:
+            table = table.filter(pc.field("start") >= pa.scalar(start, moment))
+        if end is not None:
+            table = table.filter(pc.field("start") < pa.scalar(end, moment))
+        if table.num_rows == 0:
+            return None
+        table = table.take(pc.sort_indices(table, sort_keys=[("start", "ascending")]))
+        return _grid_frame(table)
 
     def list_meters(self) -> list[str]:
         """Meters that have at least one consumption partition, sorted."""
@@ -929,6 +1004,30 @@ class Archive:
         return sorted(path for path, is_file in self._list(folder, recursive=True) if is_file)
 
 
+def _grid_frame(table: Any) -> pd.DataFrame:
+    """A grid_mix Arrow table as the frame the eCO2mix source produces (same column order)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    known = {name for name, _ in GRID_MIX.columns}
+    extra = sorted(name for name in table.column_names if name not in known)
+    order = ["start", "end", *GRID_MIX_FIELDS, *extra, "consolidated", "ingested_at"]
+    table = table.select(order)
+    flags = pc.fill_null(table.column("consolidated"), pa.scalar(False))
+    table = table.set_column(order.index("consolidated"), "consolidated", flags)
+    ns = pa.timestamp("ns", tz="UTC")
+    table = table.cast(
+        pa.schema(
+            [
+                pa.field(f.name, ns if pa.types.is_timestamp(f.type) else f.type)
+                for f in table.schema
+            ]
+        )
+    )
+    frame: pd.DataFrame = table.to_pandas()
+    return frame
+
+
 @dataclass(frozen=True, slots=True)
 class _Outcome:
     written: bool
@@ -940,9 +1039,11 @@ class _Outcome:
 def _merge(spec: _Spec, existing: Any, incoming: Any) -> tuple[Any, int]:
     """Existing plus incoming rows, one per key; returns (rows, incoming rows that landed).
 
-    The newer `ingested_at` wins; on a tie the incoming row, and among incoming duplicates the
-    later one. That is how a late correction replaces a reading and a stale re-fetch does not.
-    Done in Arrow: a sort and a group-by instead of pandas frames keeps an hourly poll cheap.
+    The spec's `prefer` columns rank first (grid_mix: a consolidated row beats a real-time
+    one), then the newer `ingested_at` wins; on a tie the incoming row, and among incoming
+    duplicates the later one. That is how a late correction replaces a reading and a stale
+    re-fetch does not. Done in Arrow: a sort and a group-by instead of pandas frames keeps an
+    hourly poll cheap.
     """
     import numpy as np
     import pyarrow as pa
@@ -951,8 +1052,12 @@ def _merge(spec: _Spec, existing: Any, incoming: Any) -> tuple[Any, int]:
     old = 0 if existing is None else existing.num_rows
     combined = pa.concat_tables([existing, incoming]) if old else incoming
     src = np.concatenate([np.zeros(old, np.int8), np.ones(incoming.num_rows, np.int8)])
-    ranked = [*spec.key, "ingested_at"] if spec.versioned else list(spec.key)
+    ranked = [*spec.key, *spec.prefer, "ingested_at"] if spec.versioned else list(spec.key)
     work = combined.select(ranked)
+    for name in spec.prefer:  # a null flag (a file from before the column) counts as False
+        work = work.set_column(
+            work.schema.get_field_index(name), name, pc.fill_null(work.column(name), False)
+        )
     work = work.append_column("_src", pa.array(src))
     work = work.append_column("_pos", pa.array(np.arange(combined.num_rows)))
     order = pc.sort_indices(
@@ -1010,6 +1115,8 @@ def _fast_arrow(spec: _Spec, frame: pd.DataFrame, columns: Sequence[tuple[str, s
             ok = dtype == np.float64
         elif kind == _STR:
             ok = pd.api.types.is_object_dtype(dtype)
+        elif kind == _BOOL:
+            ok = pd.api.types.is_bool_dtype(dtype)
         else:
             ok = False
         if not ok:
@@ -1042,6 +1149,7 @@ def _columns_of(table: Any) -> tuple[tuple[str, str], ...]:
         pa.float64(): _F64,
         pa.int64(): _I64,
         pa.int32(): _I32,
+        pa.bool_(): _BOOL,
     }
     return tuple((field.name, kinds[field.type]) for field in table.schema)
 
