@@ -266,3 +266,23 @@ def test_existing_test_shape_still_merges(archive: Archive) -> None:
     assert back is not None
     assert back["consolidated"].tolist() == [False, False]
     assert back["end"].isna().all()
+
+
+def test_on_s3(s3: Any, tmp_path: Path) -> None:
+    """The reader lists months on an object store too (moto on loopback)."""
+    remote = open_archive(
+        f"s3://{s3.bucket}/lake", config_dir=str(tmp_path), storage_options=s3.options
+    )
+    assert remote.read_grid_mix("national", None, None) is None
+    realtime = rows(1, consolidated=False, ingested="2026-11-20T10:00Z", periods=3)
+    remote.write_grid_mix(realtime, perimeter="national")
+    remote.write_grid_mix(
+        rows(2, consolidated=True, ingested="2026-11-01T00:00Z"), perimeter="national"
+    )
+    assert s3.objects("lake/grid_mix") == [
+        "lake/grid_mix/supplier=eco2mix/perimeter=national/month=2026-11/data.parquet"
+    ]
+    back = remote.read_grid_mix("national", None, None)
+    assert back is not None
+    assert back["consommation"].tolist() == [2.0, 1.0, 1.0]
+    assert back["consolidated"].tolist() == [True, False, False]
