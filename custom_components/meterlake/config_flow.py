@@ -5,6 +5,15 @@ Octopus: `octopus` (API key + account number, tested against the account endpoin
 API does not give). Reauth asks a new key for the same account; reconfigure re-reads the account
 and lets the user change the meters. Octopus options add a second step, `tariffs`, with an
 optional tariff or product code per meter.
+
+Tibber: `tibber` (access token, tested by reading the account; its user id is the unique id) ->
+`tibber_homes` (which homes to follow). Reauth (`reauth_confirm_tibber`) takes a new token of
+the same user; reconfigure re-reads the account and lets the user change the homes.
+
+eCO2mix: `eco2mix` (national or one of the 12 regions; the public endpoint is tried once).
+Reconfigure only confirms and reloads: the perimeter is the entry's identity. eCO2mix options
+add a second step, `co2`, naming the electricity meter of another entry whose emissions the
+entry computes (national perimeter only: the regional datasets carry no carbon intensity).
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ from homeassistant.config_entries import (
     ConfigFlowResult,
     OptionsFlowWithReload,
 )
-from homeassistant.const import CONF_API_KEY
+from homeassistant.const import CONF_ACCESS_TOKEN, CONF_API_KEY
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.selector import (
@@ -44,10 +53,13 @@ from .const import (
     CONF_ARCHIVE_ROOT,
     CONF_ARCHIVE_SECRET_KEY,
     CONF_BACKFILL_DAYS,
+    CONF_CO2_METER,
     CONF_GAS_CALORIFIC_VALUE,
     CONF_GAS_VOLUME_CORRECTION,
+    CONF_HOMES,
     CONF_KEEP_RAW_DAYS,
     CONF_METERS,
+    CONF_PERIMETER,
     CONF_SOURCE,
     CONF_STANDING_CHARGE_IN_COST,
     CONF_TARIFF_OVERRIDES,
@@ -60,8 +72,11 @@ from .const import (
     DOMAIN,
     MAX_BACKFILL_DAYS,
     MAX_KEEP_RAW_DAYS,
+    PERIMETER_NATIONAL,
     SOURCE_DEMO,
+    SOURCE_ECO2MIX,
     SOURCE_OCTOPUS,
+    SOURCE_TIBBER,
 )
 from .coordinator import MeterLakeConfigEntry
 from .sources.base import (
@@ -71,6 +86,7 @@ from .sources.base import (
     SourceError,
     SourceNotFoundError,
 )
+from .sources.eco2mix import REGIONS, async_check
 from .sources.octopus import (
     TARIFF_CODE_RE,
     DiscoveredMeter,
@@ -81,10 +97,11 @@ from .sources.octopus import (
     normalize_account_number,
 )
 from .sources.octopus_account import GAS_UNITS, SUPPLIER as OCTOPUS_SUPPLIER
+from .sources.tibber import TibberAccount, TibberHome, async_read_account, home_config
 
 _LOGGER = logging.getLogger(__name__)
 
-SOURCES = [SOURCE_DEMO, SOURCE_OCTOPUS]
+SOURCES = [SOURCE_DEMO, SOURCE_OCTOPUS, SOURCE_TIBBER, SOURCE_ECO2MIX]
 # Plausible natural-gas calorific values (MJ/m³) and volume corrections; outside is a typo.
 CALORIFIC_RANGE = (30.0, 50.0)
 CORRECTION_RANGE = (0.9, 1.1)
@@ -100,6 +117,10 @@ GAS_UNIT_PREFIX: Final = "gas_unit_"
 # at least two of them (AGILE-24-10-01, OE-FIX-12M-24-03-01, VAR-22-11-01).
 PRODUCT_CODE_RE: Final = re.compile(r"^[A-Z0-9]+(?:-[A-Z0-9]+)+$")
 TARIFF_FUEL_LETTERS: Final = {"electricity": "E", "gas": "G"}
+TIBBER_TOKEN_URL: Final = "https://developer.tibber.com/settings/access-token"
+ECO2MIX_NATIONAL_NAME: Final = "France"
+# The co2 step's empty choice: no meter, no emissions computed.
+NO_CO2_METER_LABEL: Final = "None"
 
 
 def default_options() -> dict[str, Any]:
@@ -127,6 +148,8 @@ class MeterLakeConfigFlow(ConfigFlow, domain=DOMAIN):
         self._discovered: list[DiscoveredMeter] = []
         self._selected_default: list[str] = []
         self._gas_unit_default: dict[str, str] = {}
+        self._access_token = ""
+        self._tibber_account: TibberAccount | None = None
 
     @staticmethod
     @callback
@@ -228,7 +251,12 @@ class MeterLakeConfigFlow(ConfigFlow, domain=DOMAIN):
         )
 
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
-        """The supplier refused the stored credentials (the coordinator raised auth failed)."""
+        """The supplier refused the stored credentials (the coordinator raised auth failed).
+
+        Octopus asks for a new API key (`reauth_confirm`), Tibber for a new token.
+        """
+        if entry_data.get(CONF_SOURCE) == SOURCE_TIBBER:
+            return await self.async_step_reauth_confirm_tibber()
         return await self.async_step_reauth_confirm()
 
     async def async_step_reauth_confirm(
@@ -348,6 +376,223 @@ class MeterLakeConfigFlow(ConfigFlow, domain=DOMAIN):
         }
         return await self.async_step_octopus_meters()
 
+    # ------------------------------------------------------------------------------ Tibber
+
+    async def async_step_tibber(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Access token; the account is read with it before going on to the homes."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            token = str(user_input[CONF_ACCESS_TOKEN]).strip()
+            account, error = await self._async_read_tibber(token)
+            if account is None:
+                errors["base"] = error
+            else:
+                await self.async_set_unique_id(account.user_id)
+                self._abort_if_unique_id_configured()
+                if not account.homes:
+                    errors["base"] = "no_homes"
+                else:
+                    return await self._async_start_homes(token, account)
+        return self.async_show_form(
+            step_id="tibber",
+            data_schema=vol.Schema({vol.Required(CONF_ACCESS_TOKEN): _password()}),
+            errors=errors,
+            description_placeholders={"token_url": TIBBER_TOKEN_URL},
+        )
+
+    async def async_step_tibber_homes(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Which homes of the account to follow; at least one."""
+        account = self._tibber_account
+        assert account is not None  # only reached after the account was read
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            chosen = {str(home_id) for home_id in user_input.get(CONF_HOMES) or ()}
+            if not chosen:
+                errors[CONF_HOMES] = "no_homes_selected"
+            else:
+                data = {
+                    CONF_SOURCE: SOURCE_TIBBER,
+                    CONF_ACCESS_TOKEN: self._access_token,
+                    CONF_HOMES: [home_config(home) for home in account.homes if home.id in chosen],
+                }
+                if self.source == SOURCE_RECONFIGURE:
+                    return self.async_update_reload_and_abort(
+                        self._get_reconfigure_entry(), data=data
+                    )
+                return self.async_create_entry(
+                    title=f"Tibber ({account.name})" if account.name else "Tibber",
+                    data=data,
+                    options=default_options(),
+                )
+            self._selected_default = []
+        return self.async_show_form(
+            step_id="tibber_homes",
+            data_schema=vol.Schema(
+                {
+                    vol.Required(CONF_HOMES, default=list(self._selected_default)): SelectSelector(
+                        SelectSelectorConfig(
+                            options=_home_labels(account.homes),
+                            multiple=True,
+                            mode=SelectSelectorMode.LIST,
+                        )
+                    )
+                }
+            ),
+            errors=errors,
+        )
+
+    async def async_step_reauth_confirm_tibber(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """A new access token of the same Tibber user, tested before it replaces the old one."""
+        entry = self._get_reauth_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            token = str(user_input[CONF_ACCESS_TOKEN]).strip()
+            account, error = await self._async_read_tibber(token)
+            if account is None:
+                errors["base"] = error
+            else:
+                await self.async_set_unique_id(account.user_id)
+                self._abort_if_unique_id_mismatch(reason="account_mismatch")
+                return self.async_update_reload_and_abort(
+                    entry, data_updates={CONF_ACCESS_TOKEN: token}
+                )
+        return self.async_show_form(
+            step_id="reauth_confirm_tibber",
+            data_schema=vol.Schema({vol.Required(CONF_ACCESS_TOKEN): _password()}),
+            errors=errors,
+            # HA adds the entry title as {name}.
+            description_placeholders={"token_url": TIBBER_TOKEN_URL},
+        )
+
+    async def async_step_reconfigure_tibber(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Read the account again (stored token, or a new one of the same user); then the homes."""
+        entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            token = str(user_input.get(CONF_ACCESS_TOKEN) or "").strip() or str(
+                entry.data[CONF_ACCESS_TOKEN]
+            )
+            account, error = await self._async_read_tibber(token)
+            if account is None:
+                errors["base"] = error
+            else:
+                await self.async_set_unique_id(account.user_id)
+                self._abort_if_unique_id_mismatch(reason="account_mismatch")
+                if not account.homes:
+                    errors["base"] = "no_homes"
+                else:
+                    stored = [str(home["id"]) for home in entry.data.get(CONF_HOMES) or ()]
+                    return await self._async_start_homes(token, account, selected=stored)
+        return self.async_show_form(
+            step_id="reconfigure_tibber",
+            data_schema=vol.Schema({vol.Optional(CONF_ACCESS_TOKEN): _password()}),
+            errors=errors,
+            description_placeholders={"token_url": TIBBER_TOKEN_URL},
+        )
+
+    async def _async_read_tibber(self, token: str) -> tuple[TibberAccount | None, str]:
+        """The account (user id, name, homes), or None and the error key the form shows."""
+        try:
+            return await async_read_account(async_get_clientsession(self.hass), token), ""
+        except SourceAuthError:
+            return None, "invalid_auth"
+        except SourceError:
+            # Network, timeout, 5xx, 429, a malformed payload, a GraphQL error.
+            return None, "cannot_connect"
+        except Exception:
+            _LOGGER.exception("Unexpected error while reading the Tibber account")
+            return None, "unknown"
+
+    async def _async_start_homes(
+        self, token: str, account: TibberAccount, *, selected: Sequence[str] = ()
+    ) -> ConfigFlowResult:
+        """Keep what was read and go to the homes (defaults: `selected` still listed, else all)."""
+        ids = [home.id for home in account.homes]
+        self._access_token, self._tibber_account = token, account
+        self._selected_default = [home_id for home_id in ids if home_id in selected] or ids
+        return await self.async_step_tibber_homes()
+
+    # ------------------------------------------------------------------------------ eCO2mix
+
+    async def async_step_eco2mix(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """France or one region; the public endpoint is tried once before the entry is made."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            perimeter = str(user_input[CONF_PERIMETER])
+            await self.async_set_unique_id(f"{SOURCE_ECO2MIX}_{perimeter}")
+            self._abort_if_unique_id_configured()
+            error = await self._async_check_eco2mix(perimeter)
+            if error is None:
+                return self.async_create_entry(
+                    title=f"eCO2mix {perimeter_name(perimeter)}",
+                    data={CONF_SOURCE: SOURCE_ECO2MIX, CONF_PERIMETER: perimeter},
+                    options=default_options(),
+                )
+            errors["base"] = error
+        return self.async_show_form(
+            step_id="eco2mix",
+            data_schema=vol.Schema(
+                {
+                    vol.Required(
+                        CONF_PERIMETER,
+                        default=(user_input or {}).get(CONF_PERIMETER, PERIMETER_NATIONAL),
+                    ): SelectSelector(
+                        SelectSelectorConfig(
+                            options=[
+                                SelectOptionDict(
+                                    value=PERIMETER_NATIONAL, label=ECO2MIX_NATIONAL_NAME
+                                ),
+                                *(
+                                    SelectOptionDict(value=code, label=name)
+                                    for code, name in sorted(
+                                        REGIONS.items(), key=lambda item: item[1]
+                                    )
+                                ),
+                            ],
+                            mode=SelectSelectorMode.DROPDOWN,
+                        )
+                    )
+                }
+            ),
+            errors=errors,
+        )
+
+    async def async_step_reconfigure_eco2mix(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """The perimeter is the entry's identity: nothing to change, confirm and reload."""
+        entry = self._get_reconfigure_entry()
+        if user_input is None:
+            return self.async_show_form(
+                step_id="reconfigure_eco2mix",
+                data_schema=vol.Schema({}),
+                description_placeholders={
+                    "perimeter": perimeter_name(str(entry.data[CONF_PERIMETER]))
+                },
+            )
+        return self.async_update_reload_and_abort(entry)
+
+    async def _async_check_eco2mix(self, perimeter: str) -> str | None:
+        """None when the perimeter's dataset answers, else the error key the form shows."""
+        try:
+            await async_check(
+                async_get_clientsession(self.hass), perimeter, policy=FLOW_RETRY_POLICY
+            )
+        except SourceError:
+            return "cannot_connect"
+        except Exception:
+            _LOGGER.exception("Unexpected error while trying the eCO2mix endpoint")
+            return "unknown"
+        return None
+
     # ------------------------------------------------------------------------------ reconfigure
 
     async def async_step_reconfigure(
@@ -371,6 +616,43 @@ class MeterLakeConfigFlow(ConfigFlow, domain=DOMAIN):
 
 def _password() -> TextSelector:
     return TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
+
+
+def _home_labels(homes: Sequence[TibberHome]) -> list[SelectOptionDict]:
+    """One option per home, labelled with its name (nickname or street address).
+
+    Two homes of the same name are told apart by the start of their id.
+    """
+    names = [home.name for home in homes]
+    return [
+        SelectOptionDict(
+            value=home.id,
+            label=f"{home.name} ({home.id[:8]})" if names.count(home.name) > 1 else home.name,
+        )
+        for home in homes
+    ]
+
+
+def perimeter_name(perimeter: str) -> str:
+    """`France` for the national perimeter, else the region's name (its code if unknown)."""
+    if perimeter == PERIMETER_NATIONAL:
+        return ECO2MIX_NATIONAL_NAME
+    return REGIONS.get(perimeter, perimeter)
+
+
+def co2_meter_options(hass: HomeAssistant) -> list[SelectOptionDict]:
+    """Electricity import meters of every loaded MeterLake entry that is not an eCO2mix one."""
+    options: list[SelectOptionDict] = []
+    for entry in hass.config_entries.async_loaded_entries(DOMAIN):
+        if entry.data.get(CONF_SOURCE) == SOURCE_ECO2MIX:
+            continue
+        loaded: MeterLakeConfigEntry = entry
+        options.extend(
+            SelectOptionDict(value=meter.key, label=f"{meter.name} ({entry.title})")
+            for meter in loaded.runtime_data.coordinator.source.meters
+            if meter.kind == "electricity" and not meter.is_export
+        )
+    return options
 
 
 def _meters_schema(
@@ -538,6 +820,8 @@ class MeterLakeOptionsFlow(OptionsFlowWithReload):
                 self._options = {**current, **options}
                 if self.config_entry.data.get(CONF_SOURCE) == SOURCE_OCTOPUS:
                     return await self.async_step_tariffs()
+                if self.config_entry.data.get(CONF_SOURCE) == SOURCE_ECO2MIX:
+                    return await self.async_step_co2()
                 return self.async_create_entry(data=self._options)
             current |= user_input
         return self.async_show_form(
@@ -570,4 +854,47 @@ class MeterLakeOptionsFlow(OptionsFlowWithReload):
             description_placeholders={
                 "meters": "\n".join(f"- `{m['key']}`: {m.get('name', '')}" for m in meters)
             },
+        )
+
+    async def async_step_co2(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """eCO2mix: the electricity meter (of another entry) whose emissions to compute; or none.
+
+        Only the national dataset publishes a carbon intensity, so a regional entry takes none.
+        """
+        perimeter = str(self.config_entry.data[CONF_PERIMETER])
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            meter = str(user_input.get(CONF_CO2_METER) or "")
+            if meter and perimeter != PERIMETER_NATIONAL:
+                errors[CONF_CO2_METER] = "co2_national_only"
+            else:
+                options = dict(self._options)
+                options.pop(CONF_CO2_METER, None)
+                if meter:
+                    options[CONF_CO2_METER] = meter
+                return self.async_create_entry(data=options)
+            current = meter
+        else:
+            current = str(self._options.get(CONF_CO2_METER) or "")
+        meters = co2_meter_options(self.hass)
+        if current and current not in {option["value"] for option in meters}:
+            # The meter's entry is not loaded now: keep it choosable rather than drop it unseen.
+            meters.append(SelectOptionDict(value=current, label=current))
+        return self.async_show_form(
+            step_id="co2",
+            data_schema=vol.Schema(
+                {
+                    # Suggested, not a default: leaving the field empty means no meter.
+                    vol.Optional(
+                        CONF_CO2_METER, description={"suggested_value": current}
+                    ): SelectSelector(
+                        SelectSelectorConfig(
+                            options=[SelectOptionDict(value="", label=NO_CO2_METER_LABEL), *meters],
+                            mode=SelectSelectorMode.DROPDOWN,
+                        )
+                    )
+                }
+            ),
+            errors=errors,
+            description_placeholders={"perimeter": perimeter_name(perimeter)},
         )
