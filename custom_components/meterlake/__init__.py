@@ -6,8 +6,10 @@ first poll and forwards the platforms. Actions are registered once, in async_set
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryError
 from homeassistant.helpers import (
     config_validation as cv,
@@ -15,17 +17,28 @@ from homeassistant.helpers import (
     issue_registry as ir,
 )
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.event import async_track_utc_time_change
 from homeassistant.helpers.importlib import async_import_module
 from homeassistant.helpers.typing import ConfigType
 
-from .const import CONF_SOURCE, DOMAIN
+from .const import (
+    CONF_CO2_METER,
+    CONF_PERIMETER,
+    CONF_SOURCE,
+    DOMAIN,
+    PERIMETER_NATIONAL,
+    SOURCE_ECO2MIX,
+)
 from .coordinator import MeterLakeConfigEntry, MeterLakeCoordinator, MeterLakeData
+from .emissions import EmissionsTracker, emissions_issue_id
 from .services import async_setup_services
 from .sinks import ArchiveSink, StatisticsSink, archive_issue_id
 from .sources.base import Source, SourceContext
 from .store import WatermarkStore
 
-PLATFORMS: list[Platform] = [Platform.SENSOR]
+PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.SENSOR]
+# Spot prices change every quarter hour: the price sensors move on without a request.
+PRICE_MINUTES = (0, 15, 30, 45)
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
@@ -70,13 +83,57 @@ async def async_setup_entry(hass: HomeAssistant, entry: MeterLakeConfigEntry) ->
         archive=ArchiveSink(hass, entry.entry_id, entry.options),
         statistics=statistics,
     )
+    aligned: tuple[int, ...] | None = getattr(source, "aligned_minutes", None)
+    if aligned:
+        # Poll a few minutes after each quarter hour, when the new slot is published.
+        coordinator.update_interval = None
     await coordinator.async_config_entry_first_refresh()
     entry.runtime_data = MeterLakeData(coordinator=coordinator)
     statistics.start(entry, coordinator.async_catch_up_statistics)
     entry.async_on_unload(statistics.stop)
+    _async_schedule(hass, entry, coordinator, aligned)
+    co2_meter = entry.options.get(CONF_CO2_METER)
+    if (
+        co2_meter
+        and entry.data[CONF_SOURCE] == SOURCE_ECO2MIX
+        and entry.data.get(CONF_PERIMETER) == PERIMETER_NATIONAL
+    ):
+        coordinator.emissions = EmissionsTracker(hass, entry, coordinator, str(co2_meter))
+        coordinator.emissions.start()
+    else:
+        ir.async_delete_issue(hass, DOMAIN, emissions_issue_id(entry.entry_id))
     _async_remove_stale_devices(hass, entry, {meter.key for meter in source.meters})
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
+
+
+def _async_schedule(
+    hass: HomeAssistant,
+    entry: MeterLakeConfigEntry,
+    coordinator: MeterLakeCoordinator,
+    aligned: tuple[int, ...] | None,
+) -> None:
+    """Clock-aligned work: aligned polls, and price sensors moving on each quarter hour."""
+    if aligned:
+
+        async def _poll(_now: datetime) -> None:
+            await coordinator.async_refresh()
+
+        entry.async_on_unload(
+            async_track_utc_time_change(hass, _poll, minute=list(aligned), second=0)
+        )
+    if getattr(coordinator.source, "price_slots", None) is not None:
+
+        @callback
+        def _prices(_now: datetime) -> None:
+            if coordinator.data is not None:
+                entry.async_create_background_task(
+                    hass, coordinator.async_refresh_snapshots(), f"{DOMAIN} prices"
+                )
+
+        entry.async_on_unload(
+            async_track_utc_time_change(hass, _prices, minute=list(PRICE_MINUTES), second=1)
+        )
 
 
 def _async_remove_stale_devices(
@@ -107,3 +164,4 @@ async def async_remove_entry(hass: HomeAssistant, entry: MeterLakeConfigEntry) -
     """
     await WatermarkStore(hass, entry.entry_id).async_remove()
     ir.async_delete_issue(hass, DOMAIN, archive_issue_id(entry.entry_id))
+    ir.async_delete_issue(hass, DOMAIN, emissions_issue_id(entry.entry_id))

@@ -7,6 +7,7 @@ sink accepted, so a failure anywhere means the next poll fetches those rows agai
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 import logging
@@ -30,6 +31,7 @@ from .sources.base import (
     AuditRecord,
     FetchResult,
     MeterInfo,
+    PriceSlot,
     Source,
     SourceAuthError,
     SourceError,
@@ -41,10 +43,14 @@ from .store import WatermarkStore
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .analytics.prices import PriceSummary
+    from .emissions import EmissionsTracker
     from .sinks import ArchiveSink, StatisticsSink
 
 _LOGGER = logging.getLogger(__name__)
 HOUR = timedelta(hours=1)
+# How much grid data (eCO2mix) the coordinator keeps in memory for the grid sensors.
+GRID_WINDOW = timedelta(days=2)
 
 type MeterLakeConfigEntry = ConfigEntry[MeterLakeData]
 
@@ -76,6 +82,17 @@ class MeterSnapshot:
     missing_7d: int | None = None
     unrated: int = 0
     rejected: int = 0
+    cost_last_interval: float | None = None
+    # Spot prices (sources with price_slots, e.g. Tibber).
+    prices: PriceSummary | None = None
+    # Grid meters (eCO2mix): newest known value of each field, with the start of its slot.
+    grid: Mapping[str, tuple[datetime, float]] | None = None
+    # ... and the newest quarter-hour with a production total, for the shares (one coherent row).
+    mix: tuple[datetime, Mapping[str, float]] | None = None
+    # Grid meters with a linked electricity meter: its emissions today (kg CO2e).
+    emissions_today: float | None = None
+    emissions_missing: int | None = None
+    emissions_meter: str | None = None
 
 
 @dataclass(slots=True)
@@ -127,8 +144,12 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         self.archive = archive
         self.statistics = statistics
         self.recent: pd.DataFrame | None = None
+        # Grid rows (eCO2mix) of the last days, for the grid sensors.
+        self.grid_recent: pd.DataFrame | None = None
         self.tables: dict[str, MeterTables] = {}
         self.last_report: PollReport | None = None
+        # Set by setup for an eCO2mix entry linked to an electricity meter.
+        self.emissions: EmissionsTracker | None = None
 
     @property
     def backfill(self) -> timedelta:
@@ -141,7 +162,8 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         watermark = self.store.get(meter.key)
         if watermark is None:
             return floor_to(now - self.backfill, HOUR)
-        start = watermark - DEFAULT_OVERLAP
+        overlap: timedelta = getattr(self.source, "overlap", DEFAULT_OVERLAP)
+        start = watermark - overlap
         if self.recent is None:
             # A restart without an archive to read: the sensors need today, yesterday and the
             # month so far.
@@ -156,6 +178,8 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
             await self._async_prime(now)
         for meter in self.source.meters:
             await self.async_poll_meter(meter, self.window_start(meter, now), now, report)
+        if self.emissions is not None:
+            self.emissions.schedule()
         return await self.hass.async_add_executor_job(self._snapshots, dt_util.utcnow())
 
     async def _async_prime(self, now: datetime) -> None:
@@ -166,6 +190,9 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         """
         frames = []
         for meter in self.source.meters:
+            if meter.kind == "grid":
+                await self._async_prime_grid(meter, now)
+                continue
             watermark = self.store.get(meter.key)
             start = None if watermark is None else now - RECENT_WINDOW - timedelta(days=1)
             rows = await self.archive.async_read(meter, start, None)
@@ -179,33 +206,29 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         if frames:
             self.recent = await self.hass.async_add_executor_job(_concat_recent, frames, now)
 
+    async def _async_prime_grid(self, meter: MeterInfo, now: datetime) -> None:
+        """Grid rows of the last days from the archive, so the grid sensors show at once."""
+        rows = await self.archive.async_read_grid(meter, now - GRID_WINDOW, None)
+        if rows is None or rows.empty:
+            return
+        if self.store.get(meter.key) is None:
+            self.store.advance(meter.key, rows["end"].max().to_pydatetime())
+        self.grid_recent = await self.hass.async_add_executor_job(self._merge_grid, rows, now)
+
     async def async_poll_meter(
         self, meter: MeterInfo, start: datetime, end: datetime, report: PollReport
     ) -> FetchResult:
         """Fetch [start, end) of one meter, keep it, hand it to the sinks, move the watermark."""
         try:
             result = await self.source.async_fetch(meter, start, end)
-        except SourceAuthError as err:
-            raise ConfigEntryAuthFailed(
-                translation_domain=DOMAIN, translation_key="invalid_auth"
-            ) from err
-        except SourceUnavailableError as err:
-            partial: FetchResult | None = err.partial
-            if partial is not None:
-                # Keep what arrived before the retry budget ran out.
-                await self._async_keep(meter, partial, report, end)
-            raise UpdateFailed(
-                translation_domain=DOMAIN,
-                translation_key="cannot_connect",
-                translation_placeholders={"error": str(err)},
-                retry_after=err.retry_after,
-            ) from err
         except SourceError as err:
-            raise UpdateFailed(
-                translation_domain=DOMAIN,
-                translation_key="source_error",
-                translation_placeholders={"error": str(err)},
-            ) from err
+            # The calls of a failed poll (and its heartbeat) belong in the audit too.
+            report.audit.extend(err.audit)
+            await self.archive.async_write_audit(err.audit)
+            if isinstance(err, SourceUnavailableError) and err.partial is not None:
+                # Keep what arrived before the retry budget ran out.
+                await self._async_keep(meter, err.partial, report, end)
+            raise _update_error(err) from err
         await self._async_keep(meter, result, report, end)
         return result
 
@@ -218,6 +241,10 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         self.recent = await self.hass.async_add_executor_job(
             self._merge_recent, result.intervals, dt_util.utcnow()
         )
+        if result.grid is not None and not result.grid.empty:
+            self.grid_recent = await self.hass.async_add_executor_job(
+                self._merge_grid, result.grid, dt_util.utcnow()
+            )
         self._keep_tables(meter, result, end)
         outcome = await self.archive.async_store(meter, result)
         report.stored[meter.key] = report.stored.get(meter.key, 0) + outcome.rows_written
@@ -308,6 +335,12 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         return await self.hass.async_add_executor_job(
             _missing_slots, result.intervals, meter, start, until
         )
+
+    def _merge_grid(self, fresh: pd.DataFrame, now: datetime) -> pd.DataFrame:
+        """Fold grid rows into the recent grid table (consolidated wins, then newer)."""
+        from .analytics.grid import merge_recent
+
+        return merge_recent(self.grid_recent, fresh, now - GRID_WINDOW)
 
     def _merge_recent(self, fresh: pd.DataFrame, now: datetime) -> pd.DataFrame:
         """Fold fresh rows into the recent table (newer rows win) and trim it to the window."""
@@ -410,7 +443,9 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
             if rows is not None and not rows.empty:
                 last = rows.iloc[-1]
                 newest = last["end"].to_pydatetime()
+                cost = last["cost"]
                 values |= {
+                    "cost_last_interval": None if cost is None or math.isnan(cost) else cost,
                     "last_interval_value": float(last["value"]),
                     "last_interval_start": last["start"].to_pydatetime(),
                     "newest_data": newest,
@@ -434,8 +469,55 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
                 values["standing_charge"] = _standing_charge_today(
                     tables, meter, dt_util.as_local(now).date(), str(meter.time_zone)
                 )
+            values |= self._extra_values(meter, now)
             snapshots[meter.key] = MeterSnapshot(meter=meter, **values)
         return snapshots
+
+    def _extra_values(self, meter: MeterInfo, now: datetime) -> dict[str, Any]:
+        """Spot prices, grid values and emissions, for the sources that have them."""
+        values: dict[str, Any] = {}
+        price_slots = getattr(self.source, "price_slots", None)
+        if price_slots is not None and not meter.is_export:
+            from .analytics.prices import summarize
+
+            slots: Sequence[PriceSlot] = price_slots(meter)
+            if slots:
+                summary = summarize(slots, now, meter.time_zone)
+                values["prices"] = summary
+                values["current_rate"] = summary.current
+                values["next_rate"] = summary.next
+                values["next_rate_start"] = summary.next_start
+        if meter.kind == "grid":
+            from .analytics.grid import latest_mix, latest_values
+
+            grid = self.grid_recent
+            values["grid"] = {} if grid is None or grid.empty else latest_values(grid)
+            values["mix"] = None if grid is None or grid.empty else latest_mix(grid)
+            if self.emissions is not None:
+                values |= {
+                    "emissions_today": self.emissions.today_kg,
+                    "emissions_missing": self.emissions.today_missing,
+                    "emissions_meter": self.emissions.meter_key,
+                }
+        return values
+
+
+def _update_error(err: SourceError) -> ConfigEntryAuthFailed | UpdateFailed:
+    """What Home Assistant expects for a failed poll: reauth, or a retry (maybe later)."""
+    if isinstance(err, SourceAuthError):
+        return ConfigEntryAuthFailed(translation_domain=DOMAIN, translation_key="invalid_auth")
+    if isinstance(err, SourceUnavailableError):
+        return UpdateFailed(
+            translation_domain=DOMAIN,
+            translation_key="cannot_connect",
+            translation_placeholders={"error": str(err)},
+            retry_after=err.retry_after,
+        )
+    return UpdateFailed(
+        translation_domain=DOMAIN,
+        translation_key="source_error",
+        translation_placeholders={"error": str(err)},
+    )
 
 
 def _rows_between(

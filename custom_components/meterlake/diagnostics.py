@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import asdict, fields
 from typing import Any
 
 from homeassistant.components.diagnostics import async_redact_data
@@ -33,6 +33,10 @@ TO_REDACT = {
     "user_id",
     "address",
     "postcode",
+    "homes",  # Tibber home ids and names (often the street address)
+    "home_id",
+    "co2_meter",  # a meter key (MPAN)
+    "emissions_meter",
 }
 
 
@@ -109,6 +113,19 @@ def _snapshot_dict(snapshot: MeterSnapshot) -> dict[str, Any]:
         if name == "meter":
             continue
         value = getattr(snapshot, name)
+        if name == "prices" and value is not None:
+            value = {
+                key: item.isoformat() if hasattr(item, "isoformat") else item
+                for key, item in asdict(value).items()
+                if key != "listed"
+            } | {"listed": len(value.listed)}
+        elif name == "mix" and value is not None:
+            value = {"start": value[0].isoformat(), "values": dict(sorted(value[1].items()))}
+        elif name == "grid" and value is not None:
+            value = {
+                key: {"start": start.isoformat(), "value": number}
+                for key, (start, number) in sorted(value.items())
+            }
         values[name] = value.isoformat() if hasattr(value, "isoformat") else value
     return values
 

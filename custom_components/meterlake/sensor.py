@@ -1,11 +1,16 @@
-"""Sensors per meter: consumption, cost, rates, standing charge and data freshness."""
+"""Sensors per meter: consumption, cost, rates, standing charge and data freshness.
+
+Sources with spot prices (Tibber) add price level and today's lowest/highest/average price; grid
+meters (eCO2mix) get the grid's consumption, production by source, exchanges, shares and carbon
+intensity instead, plus today's emissions of a linked meter.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
@@ -13,14 +18,25 @@ from homeassistant.components.sensor import (
     SensorEntityDescription,
     SensorStateClass,
 )
-from homeassistant.const import EntityCategory, UnitOfEnergy, UnitOfVolume
+from homeassistant.const import (
+    PERCENTAGE,
+    EntityCategory,
+    UnitOfEnergy,
+    UnitOfMass,
+    UnitOfPower,
+    UnitOfVolume,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
+from .const import PERIMETER_NATIONAL
 from .coordinator import MeterLakeConfigEntry, MeterLakeCoordinator, MeterSnapshot
 from .entity import MeterLakeEntity
 from .sources.base import MeterInfo
+
+if TYPE_CHECKING:
+    from .analytics.prices import PriceSummary
 
 # Read-only from the coordinator's snapshot: no request per entity.
 PARALLEL_UPDATES = 0
@@ -56,10 +72,48 @@ class MeterLakeSensorDescription(SensorEntityDescription):
     device_class_fn: Callable[[MeterInfo], SensorDeviceClass | None] | None = None
     attributes_fn: Callable[[MeterSnapshot], Mapping[str, Any] | None] | None = None
     exists_fn: Callable[[MeterInfo], bool] = lambda meter: True
+    # False: unavailable for this meter whatever the data (a region has no carbon intensity).
+    available_fn: Callable[[MeterInfo], bool] = lambda meter: True
 
 
 def _has_currency(meter: MeterInfo) -> bool:
     return meter.currency is not None
+
+
+def _has_standing_charge(meter: MeterInfo) -> bool:
+    return meter.currency is not None and meter.has_standing_charge
+
+
+def _rate_attributes(snapshot: MeterSnapshot) -> Mapping[str, Any] | None:
+    """Spot-price sources: the current slot's level and the price list of today and tomorrow."""
+    prices = snapshot.prices
+    if prices is None:
+        return None
+    return {
+        "level": prices.current_level,
+        "start": None if prices.current_start is None else prices.current_start.isoformat(),
+        "prices": list(prices.listed),
+    }
+
+
+def _next_rate_attributes(snapshot: MeterSnapshot) -> Mapping[str, Any]:
+    start = snapshot.next_rate_start
+    attributes: dict[str, Any] = {"start": None if start is None else start.isoformat()}
+    if snapshot.prices is not None:
+        attributes["level"] = snapshot.prices.next_level
+    return attributes
+
+
+def _price(
+    key: str, value_fn: Callable[[PriceSummary], float | None]
+) -> MeterLakeSensorDescription:
+    return MeterLakeSensorDescription(
+        key=key,
+        translation_key=key,
+        value_fn=lambda s: None if s.prices is None else value_fn(s.prices),
+        unit_fn=_rate_unit,
+        suggested_display_precision=4,
+    )
 
 
 def _consumption(
@@ -94,6 +148,7 @@ SENSORS: tuple[MeterLakeSensorDescription, ...] = (
     _consumption("consumption_today", lambda s: s.today),
     _consumption("consumption_yesterday", lambda s: s.yesterday),
     _consumption("consumption_month", lambda s: s.month),
+    _cost("cost_last_interval", lambda s: s.cost_last_interval),
     _cost("cost_today", lambda s: s.cost_today),
     _cost("cost_yesterday", lambda s: s.cost_yesterday),
     MeterLakeSensorDescription(
@@ -103,6 +158,7 @@ SENSORS: tuple[MeterLakeSensorDescription, ...] = (
         unit_fn=_rate_unit,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=4,
+        attributes_fn=_rate_attributes,
         exists_fn=_has_currency,
     ),
     MeterLakeSensorDescription(
@@ -111,9 +167,7 @@ SENSORS: tuple[MeterLakeSensorDescription, ...] = (
         value_fn=lambda s: s.next_rate,
         unit_fn=_rate_unit,
         suggested_display_precision=4,
-        attributes_fn=lambda s: {
-            "start": None if s.next_rate_start is None else s.next_rate_start.isoformat()
-        },
+        attributes_fn=_next_rate_attributes,
         exists_fn=_has_currency,
     ),
     MeterLakeSensorDescription(
@@ -122,7 +176,7 @@ SENSORS: tuple[MeterLakeSensorDescription, ...] = (
         value_fn=lambda s: s.standing_charge,
         unit_fn=lambda meter: None if meter.currency is None else f"{meter.currency}/d",
         suggested_display_precision=4,
-        exists_fn=_has_currency,
+        exists_fn=_has_standing_charge,
     ),
     MeterLakeSensorDescription(
         key="newest_data",
@@ -151,6 +205,158 @@ SENSORS: tuple[MeterLakeSensorDescription, ...] = (
 )
 
 
+PRICE_LEVELS = ["very_cheap", "cheap", "normal", "expensive", "very_expensive"]
+
+# Spot-price sources (Tibber), on import meters.
+PRICE_SENSORS: tuple[MeterLakeSensorDescription, ...] = (
+    MeterLakeSensorDescription(
+        key="price_level",
+        translation_key="price_level",
+        value_fn=lambda s: None if s.prices is None else s.prices.current_level,
+        device_class=SensorDeviceClass.ENUM,
+        options=PRICE_LEVELS,
+    ),
+    _price("price_min_today", lambda p: p.today_min),
+    _price("price_max_today", lambda p: p.today_max),
+    _price("price_average_today", lambda p: p.today_average),
+)
+
+
+def _grid_value(snapshot: MeterSnapshot, field: str) -> float | None:
+    found = None if snapshot.grid is None else snapshot.grid.get(field)
+    return None if found is None else found[1]
+
+
+def _grid_attributes(field: str) -> Callable[[MeterSnapshot], Mapping[str, Any] | None]:
+    """The slot the value belongs to (the newest rows often lack some fields)."""
+
+    def attributes(snapshot: MeterSnapshot) -> Mapping[str, Any] | None:
+        found = None if snapshot.grid is None else snapshot.grid.get(field)
+        return {"slot_start": None if found is None else found[0].isoformat()}
+
+    return attributes
+
+
+def _is_national(meter: MeterInfo) -> bool:
+    return meter.extra.get("perimeter") == PERIMETER_NATIONAL
+
+
+def _grid_power(
+    key: str,
+    field: str,
+    *,
+    exists_fn: Callable[[MeterInfo], bool] = lambda meter: True,
+    enabled: bool = True,
+) -> MeterLakeSensorDescription:
+    return MeterLakeSensorDescription(
+        key=key,
+        translation_key=key,
+        value_fn=lambda s: _grid_value(s, field),
+        unit_fn=lambda meter: UnitOfPower.MEGA_WATT,
+        device_class=SensorDeviceClass.POWER,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=0,
+        attributes_fn=_grid_attributes(field),
+        exists_fn=exists_fn,
+        entity_registry_enabled_default=enabled,
+    )
+
+
+def _grid_share(
+    key: str, share_fn: Callable[[Mapping[str, float]], float | None]
+) -> MeterLakeSensorDescription:
+    def value(snapshot: MeterSnapshot) -> float | None:
+        return None if snapshot.mix is None else share_fn(snapshot.mix[1])
+
+    return MeterLakeSensorDescription(
+        key=key,
+        translation_key=key,
+        value_fn=value,
+        unit_fn=lambda meter: PERCENTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+        attributes_fn=lambda s: {"slot_start": None if s.mix is None else s.mix[0].isoformat()},
+    )
+
+
+def _low_carbon(values: Mapping[str, float]) -> float | None:
+    from .analytics.grid import low_carbon_share
+
+    return low_carbon_share(values)
+
+
+def _renewable(values: Mapping[str, float]) -> float | None:
+    from .analytics.grid import renewable_share
+
+    return renewable_share(values)
+
+
+def _regional(meter: MeterInfo) -> bool:
+    return not _is_national(meter)
+
+
+# Grid meters (eCO2mix). A region reports `thermique` instead of the fossil split.
+GRID_SENSORS: tuple[MeterLakeSensorDescription, ...] = (
+    _grid_power("grid_consumption", "consommation"),
+    _grid_power("production_nuclear", "nucleaire"),
+    _grid_power("production_wind", "eolien"),
+    _grid_power("production_solar", "solaire"),
+    _grid_power("production_hydro", "hydraulique"),
+    _grid_power("production_bioenergy", "bioenergies"),
+    _grid_power("production_gas", "gaz", exists_fn=_is_national),
+    _grid_power("production_oil", "fioul", exists_fn=_is_national),
+    _grid_power("production_coal", "charbon", exists_fn=_is_national),
+    _grid_power("production_thermal", "thermique", exists_fn=_regional),
+    _grid_power("pumping", "pompage", enabled=False),
+    _grid_power("battery_charging", "stockage_batterie", enabled=False),
+    _grid_power("battery_discharging", "destockage_batterie", enabled=False),
+    _grid_power("net_exchange", "ech_physiques"),
+    _grid_share("low_carbon_share", _low_carbon),
+    _grid_share("renewable_share", _renewable),
+    MeterLakeSensorDescription(
+        key="carbon_intensity",
+        translation_key="carbon_intensity",
+        value_fn=lambda s: _grid_value(s, "taux_co2"),
+        unit_fn=lambda meter: "gCO2eq/kWh",
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=0,
+        attributes_fn=_grid_attributes("taux_co2"),
+        available_fn=_is_national,
+    ),
+)
+
+EMISSIONS_SENSOR = MeterLakeSensorDescription(
+    key="emissions_today",
+    translation_key="emissions_today",
+    value_fn=lambda s: s.emissions_today,
+    unit_fn=lambda meter: UnitOfMass.KILOGRAMS,
+    device_class=SensorDeviceClass.WEIGHT,
+    suggested_display_precision=3,
+    attributes_fn=lambda s: {
+        "meter": s.emissions_meter,
+        "intervals_without_intensity": s.emissions_missing,
+    },
+)
+
+
+def descriptions_for(
+    coordinator: MeterLakeCoordinator, meter: MeterInfo
+) -> list[MeterLakeSensorDescription]:
+    """The sensors one meter gets, from what its source publishes."""
+    if meter.kind == "grid":
+        found = [d for d in GRID_SENSORS if d.exists_fn(meter)]
+        if coordinator.emissions is not None:
+            found.append(EMISSIONS_SENSOR)
+        return found
+    found = [d for d in SENSORS if d.exists_fn(meter)]
+    if getattr(coordinator.source, "price_slots", None) is not None:
+        if not meter.is_export:
+            return [*found, *PRICE_SENSORS]
+        # Spot prices are for what you buy; what exported energy earns has no price list.
+        return [d for d in found if d.key not in {"current_rate", "next_rate"}]
+    return found
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: MeterLakeConfigEntry,
@@ -161,8 +367,7 @@ async def async_setup_entry(
     async_add_entities(
         MeterLakeSensor(coordinator, meter, description)
         for meter in coordinator.source.meters
-        for description in SENSORS
-        if description.exists_fn(meter)
+        for description in descriptions_for(coordinator, meter)
     )
 
 
@@ -170,6 +375,8 @@ class MeterLakeSensor(MeterLakeEntity, SensorEntity):
     """A sensor whose value comes from the meter's snapshot."""
 
     entity_description: MeterLakeSensorDescription
+    # Up to two days of 15-minute prices: useful to cards, too big and noisy for the recorder.
+    _unrecorded_attributes = frozenset({"prices"})
 
     def __init__(
         self,
@@ -181,6 +388,11 @@ class MeterLakeSensor(MeterLakeEntity, SensorEntity):
         self._attr_native_unit_of_measurement = description.unit_fn(meter)
         if description.device_class_fn is not None:
             self._attr_device_class = description.device_class_fn(meter)
+
+    @property
+    def available(self) -> bool:
+        """Also unavailable where the value cannot exist (carbon intensity of a region)."""
+        return super().available and self.entity_description.available_fn(self.meter)
 
     @property
     def native_value(self) -> StateType | datetime:

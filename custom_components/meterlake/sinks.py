@@ -8,7 +8,7 @@ the write is retried; nothing already stored is touched by a failure.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 import logging
@@ -31,7 +31,7 @@ from .const import (
     DEFAULT_ARCHIVE_ROOT,
     DOMAIN,
 )
-from .sources.base import FetchResult, MeterInfo
+from .sources.base import AuditRecord, FetchResult, MeterInfo
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -153,6 +153,38 @@ class ArchiveSink:
             _LOGGER.warning("Cannot read the archive: %s", err)
             return None
 
+    async def async_read_grid(
+        self, meter: MeterInfo, start: datetime | None, end: datetime | None
+    ) -> pd.DataFrame | None:
+        """Grid rows (eCO2mix) of the meter's perimeter in [start, end), None when unreadable."""
+        from .archive import ArchiveError
+
+        perimeter = str(meter.extra.get("perimeter", ""))
+        try:
+            archive = await self.async_open()
+            return await self.hass.async_add_executor_job(
+                archive.read_grid_mix, perimeter, start, end
+            )
+        except ArchiveError as err:
+            _LOGGER.warning("Cannot read the archive: %s", err)
+            return None
+
+    async def async_write_audit(self, records: Sequence[AuditRecord]) -> None:
+        """Archive the audit rows of a poll that failed (a successful one goes with its rows).
+
+        Best effort: the poll's own error is what the user sees; an archive failure here only
+        raises the usual repair issue.
+        """
+        from .archive import ArchiveError
+
+        if not records:
+            return
+        try:
+            archive = await self.async_open()
+            await self.hass.async_add_executor_job(archive.write_audit, list(records))
+        except ArchiveError as err:
+            self._failed(err.root, err.reason)
+
     def _failed(self, root: str, reason: str) -> None:
         if self.last_error is None:
             _LOGGER.error("Cannot write the archive at %s: %s", root, reason)
@@ -179,6 +211,8 @@ def _write_fetch(
         for path in summary.corrupt:
             _LOGGER.warning("Archive partition %s was unreadable; kept as *.corrupt", path)
         outcome.refetch = [(start, end) for _key, start, end in summary.corrupt_windows]
+    if result.grid is not None and not result.grid.empty:
+        archive.write_grid_mix(result.grid, perimeter=str(meter.extra.get("perimeter", "")))
     if result.rates is not None and not result.rates.empty:
         archive.write_rates(result.rates)
     if result.standing_charges is not None and not result.standing_charges.empty:

@@ -529,6 +529,61 @@ async def async_import_meter(
         )
 
 
+async def async_import_hourly(
+    hass: HomeAssistant,
+    *,
+    stat_id: str,
+    name: str,
+    unit: str,
+    unit_class: str | None,
+    hours: npt.NDArray[np.int64],
+    values: npt.NDArray[np.float64],
+    known: npt.NDArray[np.bool_],
+    job_seconds: float = DEFAULT_JOB_SECONDS,
+) -> int:
+    """Bring one derived hourly statistic (e.g. emissions) in line with `values`; rows sent.
+
+    `hours` are UTC hour starts in epoch seconds, ascending. The same continuity rules as the
+    meter statistics apply: sums re-anchor on the stored hour before the first one, later stored
+    hours shift, unknown hours get no row and add nothing.
+    """
+    if len(hours) == 0:
+        return 0
+    series = _Series(
+        suffix=stat_id, unit=unit, unit_class=unit_class, hours=hours, values=values, known=known
+    )
+    first_hour = datetime.fromtimestamp(int(hours[0]), UTC)
+    async with _lock(hass, stat_id):
+        stored = await get_instance(hass).async_add_executor_job(
+            _read_stored, hass, [stat_id], first_hour
+        )
+        rows = await hass.async_add_executor_job(_changed_rows, series, stored[stat_id])
+        if not rows:
+            return 0
+        metadata = StatisticMetaData(
+            mean_type=StatisticMeanType.NONE,
+            has_sum=True,
+            name=name,
+            source=DOMAIN,
+            statistic_id=stat_id,
+            unit_class=unit_class,
+            unit_of_measurement=unit,
+        )
+        await _async_send(hass, metadata, rows, job_seconds)
+        return len(rows)
+
+
+async def async_last_hour(hass: HomeAssistant, stat_id: str) -> datetime | None:
+    """Start of the newest hour stored for a statistic, None when it has none."""
+    last = await get_instance(hass).async_add_executor_job(
+        get_last_statistics, hass, 1, stat_id, False, {"sum"}
+    )
+    rows = last.get(stat_id)
+    if not rows:
+        return None
+    return datetime.fromtimestamp(rows[0]["start"], UTC)
+
+
 async def async_clear_meter(hass: HomeAssistant, meter: MeterInfo) -> None:
     """Delete every statistic of the meter (rebuild from scratch) and wait until it is done."""
     ids = [statistic_id(meter.key, suffix) for suffix in SUFFIXES]
@@ -539,11 +594,4 @@ async def async_clear_meter(hass: HomeAssistant, meter: MeterInfo) -> None:
 
 async def async_last_imported_hour(hass: HomeAssistant, meter: MeterInfo) -> datetime | None:
     """Start of the newest hour stored for the meter's consumption statistic."""
-    stat_id = statistic_id(meter.key, SUFFIX_CONSUMPTION)
-    last = await get_instance(hass).async_add_executor_job(
-        get_last_statistics, hass, 1, stat_id, False, {"sum"}
-    )
-    rows = last.get(stat_id)
-    if not rows:
-        return None
-    return datetime.fromtimestamp(rows[0]["start"], UTC)
+    return await async_last_hour(hass, statistic_id(meter.key, SUFFIX_CONSUMPTION))

@@ -1,0 +1,247 @@
+"""Emissions of one electricity meter, from the grid's carbon intensity (an eCO2mix option).
+
+An eCO2mix entry linked to a MeterLake electricity meter (option `co2_meter`) keeps the external
+statistic `meterlake:<meter>_co2` (kg, has_sum): for each interval of the meter, its energy times
+the carbon intensity of the grid at that time (15-minute intensities matched to the interval,
+analytics.carbon). An hour in which any interval lacks an intensity gets no row (it is reported,
+never guessed); hours after the newest published intensity wait for the next run. The meter may
+belong to any loaded MeterLake entry; its rows come from that entry's archive (or memory).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+import logging
+from typing import TYPE_CHECKING, Final
+
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.start import async_at_started
+from homeassistant.util import dt as dt_util
+from homeassistant.util.unit_conversion import MassConverter
+
+from .const import (
+    CONF_BACKFILL_DAYS,
+    CONF_SOURCE,
+    DEFAULT_BACKFILL_DAYS,
+    DOMAIN,
+    SOURCE_ECO2MIX,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    import pandas as pd
+
+    from .coordinator import MeterLakeConfigEntry, MeterLakeCoordinator
+    from .sources.base import MeterInfo
+
+_LOGGER = logging.getLogger(__name__)
+
+SUFFIX_CO2: Final = "co2"
+UNIT_KG: Final = "kg"
+# Each run recomputes this far back, so that late or consolidated intensities and late meter
+# corrections replace earlier hours.
+RECHECK: Final = timedelta(days=2)
+HOUR: Final = timedelta(hours=1)
+
+
+def emissions_issue_id(entry_id: str) -> str:
+    """One repair issue per eCO2mix entry whose linked meter is gone."""
+    return f"co2_meter_missing_{entry_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class EmissionsFigures:
+    """What one computation produced (executor side)."""
+
+    hours: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]
+    known: npt.NDArray[np.bool_]
+    today_kg: float | None
+    today_missing: int
+    missing_hours: int
+
+
+class EmissionsTracker:
+    """Keeps the CO2 statistic and today's emissions of the linked meter up to date."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: MeterLakeConfigEntry,
+        coordinator: MeterLakeCoordinator,
+        meter_key: str,
+    ) -> None:
+        self.hass = hass
+        self.entry = entry
+        self.coordinator = coordinator
+        self.meter_key = meter_key
+        self.today_kg: float | None = None
+        self.today_missing: int | None = None
+        self.missing_hours: int | None = None
+        self.hours_written = 0
+        self._started = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Run once Home Assistant has started (statistics need the recorder's queue)."""
+
+        async def _begin(_hass: HomeAssistant) -> None:
+            self._started = True
+            self.schedule()
+
+        self.entry.async_on_unload(async_at_started(self.hass, _begin))
+
+    def schedule(self) -> None:
+        """Recompute in the background after a poll, unless a run is going on."""
+        if not self._started or (self._task is not None and not self._task.done()):
+            return
+        self._task = self.entry.async_create_background_task(
+            self.hass, self.async_update(), f"{DOMAIN} emissions {self.entry.entry_id}"
+        )
+
+    def find_meter(self) -> tuple[MeterInfo, MeterLakeCoordinator] | None:
+        """The linked meter and the coordinator of its (loaded) entry."""
+        for entry in self.hass.config_entries.async_entries(DOMAIN):
+            if entry.state is not ConfigEntryState.LOADED or entry.data.get(CONF_SOURCE) in (
+                SOURCE_ECO2MIX,
+            ):
+                continue
+            coordinator: MeterLakeCoordinator = entry.runtime_data.coordinator
+            for meter in coordinator.source.meters:
+                if meter.key == self.meter_key:
+                    return meter, coordinator
+        return None
+
+    async def async_update(self) -> None:
+        """Recompute the recent hours, import them and refresh today's figure."""
+        from . import statistics
+
+        found = self.find_meter()
+        issue_id = emissions_issue_id(self.entry.entry_id)
+        if found is None:
+            self.today_kg = self.today_missing = None
+            ir.async_create_issue(
+                self.hass,
+                DOMAIN,
+                issue_id,
+                is_fixable=False,
+                severity=ir.IssueSeverity.WARNING,
+                translation_key="co2_meter_missing",
+                translation_placeholders={"meter": self.meter_key, "entry": self.entry.title},
+            )
+            await self.coordinator.async_refresh_snapshots()
+            return
+        ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+        meter, meter_coordinator = found
+        stat_id = statistics.statistic_id(meter.key, SUFFIX_CO2)
+        now = dt_util.utcnow()
+        today_start = dt_util.as_utc(dt_util.start_of_local_day())
+        last = await statistics.async_last_hour(self.hass, stat_id)
+        if last is None:
+            days = int(self.entry.options.get(CONF_BACKFILL_DAYS, DEFAULT_BACKFILL_DAYS))
+            start = now - timedelta(days=days)
+        else:
+            start = last - RECHECK
+        start = min(start, today_start).replace(minute=0, second=0, microsecond=0)
+        rows = await meter_coordinator.async_stored_rows(meter, start, None)
+        grid_meter = self.coordinator.source.meters[0]
+        grid = await self.coordinator.archive.async_read_grid(grid_meter, start - HOUR, None)
+        figures = await self.hass.async_add_executor_job(
+            compute, rows, grid, self.coordinator.grid_recent, today_start
+        )
+        self.today_kg = figures.today_kg
+        self.today_missing = figures.today_missing
+        self.missing_hours = figures.missing_hours
+        self.hours_written = await statistics.async_import_hourly(
+            self.hass,
+            stat_id=stat_id,
+            name=f"{meter.name} CO2",
+            unit=UNIT_KG,
+            unit_class=MassConverter.UNIT_CLASS,
+            hours=figures.hours,
+            values=figures.values,
+            known=figures.known,
+        )
+        _LOGGER.debug("%s: %d hours of emissions written", stat_id, self.hours_written)
+        await self.coordinator.async_refresh_snapshots()
+
+
+def compute(
+    rows: pd.DataFrame | None,
+    archived: pd.DataFrame | None,
+    recent: pd.DataFrame | None,
+    today_start: datetime,
+) -> EmissionsFigures:
+    """Hourly emissions up to the newest published intensity, and today's total (executor).
+
+    Today's total adds the covered intervals that start today; `today_missing` counts today's
+    intervals without an intensity (not yet published, or a hole in the grid data).
+    """
+    import numpy as np
+    import pandas as pd
+
+    from .analytics.carbon import hourly_emissions, interval_emissions
+
+    empty = EmissionsFigures(
+        hours=np.empty(0, dtype=np.int64),
+        values=np.empty(0, dtype=np.float64),
+        known=np.empty(0, dtype=bool),
+        today_kg=None,
+        today_missing=0,
+        missing_hours=0,
+    )
+    if rows is None or rows.empty:
+        return empty
+    frames = [
+        f[["start", "end", "taux_co2"]]
+        for f in (archived, recent)
+        if f is not None and not f.empty and "taux_co2" in f.columns
+    ]
+    if frames:
+        intensity = (
+            pd.concat(frames, ignore_index=True)
+            .drop_duplicates("start", keep="last")
+            .sort_values("start", ignore_index=True)
+        )
+    else:
+        intensity = pd.DataFrame(
+            {
+                "start": pd.Series([], dtype="datetime64[us, UTC]"),
+                "end": pd.Series([], dtype="datetime64[us, UTC]"),
+                "taux_co2": pd.Series([], dtype="float64"),
+            }
+        )
+    per_interval = interval_emissions(rows, intensity)
+    today = per_interval[per_interval["start"] >= pd.Timestamp(today_start)]
+    covered_today = today[today["covered"]]
+    today_kg = float(covered_today["co2_kg"].sum()) if not covered_today.empty else None
+    known_intensity = intensity.dropna(subset=["taux_co2"])
+    if known_intensity.empty:
+        return EmissionsFigures(
+            hours=empty.hours,
+            values=empty.values,
+            known=empty.known,
+            today_kg=today_kg,
+            today_missing=len(today),
+            missing_hours=0,
+        )
+    horizon = known_intensity["end"].max()
+    hourly = hourly_emissions(per_interval[per_interval["end"] <= horizon])
+    epoch = pd.Timestamp(0, tz="UTC")
+    hours = np.asarray(
+        (hourly["start"] - epoch) // pd.Timedelta(seconds=1), dtype=np.int64
+    ).reshape(-1)
+    complete = hourly["complete"].to_numpy(dtype=bool)
+    return EmissionsFigures(
+        hours=hours,
+        values=hourly["co2_kg"].to_numpy(dtype=np.float64),
+        known=complete,
+        today_kg=today_kg,
+        today_missing=int((~today["covered"]).sum()),
+        missing_hours=int((~complete).sum()),
+    )

@@ -1,0 +1,346 @@
+"""eCO2mix entries through the real coordinator: grid sensors, archive, audit and emissions.
+
+A small fake of the ODRE API answers /records (paged) and /exports/json from a generated grid:
+every quarter-hour has its own numbers, so the expectations are computed here from the same
+generator, independently of the code under test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
+import re
+from typing import Any
+from unittest.mock import patch
+from urllib.parse import parse_qs
+
+import duckdb
+from homeassistant.components.recorder.statistics import statistics_during_period
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import STATE_UNAVAILABLE, Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er, issue_registry as ir
+from homeassistant.helpers.recorder import get_instance
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+    snapshot_platform,
+)
+from pytest_homeassistant_custom_component.components.recorder.common import (  # type: ignore[import-untyped]
+    async_wait_recording_done,
+)
+from pytest_homeassistant_custom_component.test_util.aiohttp import (  # type: ignore[import-untyped]
+    AiohttpClientMocker,
+    AiohttpClientMockResponse,
+)
+from syrupy.assertion import SnapshotAssertion
+from yarl import URL
+
+from custom_components import meterlake
+from custom_components.meterlake.config_flow import default_options
+from custom_components.meterlake.const import DOMAIN
+from custom_components.meterlake.emissions import emissions_issue_id
+from custom_components.meterlake.sources.base import RetryPolicy
+
+from .conftest import DEMO_NOW
+
+API = "https://odre.opendatasoft.com/api/explore/v2.1/catalog/datasets"
+NOW = datetime.fromisoformat(DEMO_NOW)
+QUARTER = timedelta(minutes=15)
+NATIONAL = "eco2mix_national"
+# The grid publishes up to the quarter before now; its newest two quarters lack consumption.
+PUBLISHED = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+FIRST = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def intensity(slot: datetime) -> float:
+    """gCO2/kWh of a quarter-hour: varies within each hour, so averaging matters."""
+    index = int((slot - FIRST) / QUARTER)
+    return float(20 + (index % 7) * 3)
+
+
+def record(slot: datetime, *, region: str | None) -> dict[str, Any]:
+    index = int((slot - FIRST) / QUARTER)
+    tail = slot >= PUBLISHED - 2 * QUARTER
+    base: dict[str, Any] = {
+        "date_heure": slot.isoformat(),
+        "date": slot.date().isoformat(),
+        "heure": slot.strftime("%H:%M"),
+        "consommation": None if tail else 50000 + index % 100,
+        "prevision_j": 51000,
+        "nucleaire": None if tail else 40000,
+        "eolien": None if tail else 6000,
+        "solaire": None if tail else 1000,
+        "hydraulique": None if tail else 5000,
+        "bioenergies": None if tail else 1000,
+        "pompage": None if tail else "-500",
+        "ech_physiques": None if tail else -3000,
+        "stockage_batterie": "ND",
+    }
+    if region is None:
+        base |= {
+            "perimetre": "France",
+            "gaz": None if tail else 2000,
+            "fioul": None if tail else 0,
+            "charbon": None if tail else 0,
+            "taux_co2": None if tail else intensity(slot),
+        }
+    else:
+        base |= {"code_insee_region": region, "libelle_region": "Île-de-France"}
+        base |= {"thermique": None if tail else 300}
+    return base
+
+
+class Odre:
+    """The records and exports endpoints of every eCO2mix dataset, from the generator."""
+
+    def __init__(self, mock: AiohttpClientMocker) -> None:
+        self.calls: list[str] = []
+        self.fail_with: int | None = None
+        for dataset in ("national", "regional"):
+            for kind in ("tr", "cons-def"):
+                name = f"eco2mix-{dataset}-{kind}"
+                mock.get(f"{API}/{name}/records", side_effect=partial(self._answer, name))
+                mock.get(f"{API}/{name}/exports/json", side_effect=partial(self._answer, name))
+
+    async def _answer(
+        self, name: str, method: str, url: URL, data: Any
+    ) -> AiohttpClientMockResponse:
+        self.calls.append(f"{name}{url.path.rsplit(name, 1)[1]}")
+        if self.fail_with is not None:
+            return AiohttpClientMockResponse(method, url, status=self.fail_with, text="oops")
+        params = {k: v[0] for k, v in parse_qs(url.query_string).items()}
+        where = params.get("where", "")
+        region = re.search(r"code_insee_region = '(\d+)'", where)
+        low = re.search(r"date_heure >= '([^']+)'", where)
+        high = re.search(r"date_heure < '([^']+)'", where)
+        start = max(FIRST, datetime.fromisoformat(low.group(1))) if low else FIRST
+        end = min(PUBLISHED, datetime.fromisoformat(high.group(1))) if high else PUBLISHED
+        rows = []
+        if name.endswith("-tr"):  # real time only; the consolidated data lags by months
+            slot = start
+            while slot < end:
+                rows.append(record(slot, region=region.group(1) if region else None))
+                slot += QUARTER
+        if params.get("order_by", "").endswith("desc"):
+            rows.reverse()
+        if url.path.endswith("/exports/json"):
+            return AiohttpClientMockResponse(method, url, json=rows)
+        offset, limit = int(params.get("offset", 0)), int(params.get("limit", 100))
+        page = {"total_count": len(rows), "results": rows[offset : offset + limit]}
+        return AiohttpClientMockResponse(method, url, json=page)
+
+
+@pytest.fixture(autouse=True)
+def _no_backoff() -> Generator[None]:
+    with patch(
+        "custom_components.meterlake.sources.eco2mix.RetryPolicy",
+        partial(RetryPolicy, base_delay=0.0, max_jitter=0.0),
+    ):
+        yield
+
+
+def grid_entry(tmp_path: Path, perimeter: str = "national", **options: Any) -> MockConfigEntry:
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title="eCO2mix France" if perimeter == "national" else "eCO2mix Île-de-France",
+        data={"source": "eco2mix", "perimeter": perimeter},
+        options=default_options()
+        | {"archive_root": str(tmp_path / "lake"), "backfill_days": 2}
+        | options,
+        unique_id=f"eco2mix_{perimeter}",
+    )
+
+
+async def setup(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+
+
+@pytest.fixture
+async def odre(hass: HomeAssistant, freezer: Any, aioclient_mock: AiohttpClientMocker) -> Odre:
+    freezer.move_to(NOW)
+    await hass.config.async_set_time_zone("Europe/Paris")
+    return Odre(aioclient_mock)
+
+
+def state_of(hass: HomeAssistant, meter: str, key: str) -> Any:
+    entity_id = er.async_get(hass).async_get_entity_id("sensor", DOMAIN, f"{meter}_{key}")
+    assert entity_id is not None, f"no entity for {meter}_{key}"
+    state = hass.states.get(entity_id)
+    assert state is not None
+    return state
+
+
+def value_of(hass: HomeAssistant, meter: str, key: str) -> float:
+    return float(state_of(hass, meter, key).state)
+
+
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
+async def test_entities(
+    hass: HomeAssistant,
+    odre: Odre,
+    tmp_path: Path,
+    entity_registry: er.EntityRegistry,
+    snapshot: SnapshotAssertion,
+) -> None:
+    entry = grid_entry(tmp_path)
+    with patch.object(meterlake, "PLATFORMS", [Platform.SENSOR]):
+        await setup(hass, entry)
+    await snapshot_platform(hass, entity_registry, snapshot, entry.entry_id)
+
+
+async def test_national_sensors_show_the_newest_known_values(
+    hass: HomeAssistant, odre: Odre, tmp_path: Path
+) -> None:
+    await setup(hass, grid_entry(tmp_path))
+    newest = PUBLISHED - 3 * QUARTER  # the two newest quarters have no consumption yet
+    expected = record(newest, region=None)
+    consumption = state_of(hass, NATIONAL, "grid_consumption")
+    assert float(consumption.state) == expected["consommation"]
+    assert consumption.attributes["unit_of_measurement"] == "MW"
+    assert datetime.fromisoformat(consumption.attributes["slot_start"]) == newest
+    assert value_of(hass, NATIONAL, "production_nuclear") == 40000
+    assert value_of(hass, NATIONAL, "net_exchange") == -3000
+    assert value_of(hass, NATIONAL, "carbon_intensity") == intensity(newest)
+    total = 40000 + 6000 + 1000 + 5000 + 1000 + 2000
+    assert value_of(hass, NATIONAL, "low_carbon_share") == pytest.approx(
+        100 * (total - 2000) / total
+    )
+    assert value_of(hass, NATIONAL, "renewable_share") == pytest.approx(100 * 13000 / total)
+    # A regional entry has no carbon intensity: the entity says so by being unavailable.
+    region = grid_entry(tmp_path, "11")
+    await setup(hass, region)
+    assert state_of(hass, "eco2mix_11", "carbon_intensity").state == STATE_UNAVAILABLE
+    assert value_of(hass, "eco2mix_11", "production_thermal") == 300
+    assert (
+        er.async_get(hass).async_get_entity_id("sensor", DOMAIN, "eco2mix_11_production_gas")
+        is None
+    )
+
+
+async def test_archive_holds_the_grid_and_the_heartbeat(
+    hass: HomeAssistant, odre: Odre, tmp_path: Path, freezer: Any
+) -> None:
+    entry = grid_entry(tmp_path)
+    await setup(hass, entry)
+    root = tmp_path / "lake"
+    rows = duckdb.sql(
+        f"SELECT count(*), count(consommation), min(start), max(start), sum(taux_co2) "
+        f"FROM read_parquet('{root}/grid_mix/**/*.parquet', hive_partitioning=1) "
+        f"WHERE perimeter = 'national'"
+    ).fetchall()[0]
+    start = NOW.replace(minute=0) - timedelta(days=2)
+    slots = int((PUBLISHED - start) / QUARTER)
+    assert rows[0] == slots
+    assert rows[1] == slots - 2  # the null tail is kept as null, never 0
+    assert (rows[2], rows[3]) == (start, PUBLISHED - QUARTER)
+    expected = sum(intensity(start + i * QUARTER) for i in range(slots - 2))
+    assert rows[4] == pytest.approx(expected)
+    coordinator = entry.runtime_data.coordinator
+    # The watermark stops at the newest slot with consumption: the null tail is read again.
+    assert coordinator.store.get(NATIONAL) == PUBLISHED - 2 * QUARTER
+
+    # The next aligned poll (12:18) fails after its retries: the heartbeat row says so.
+    odre.fail_with = 500
+    freezer.move_to(datetime(2026, 11, 20, 12, 18, tzinfo=UTC))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert not coordinator.last_update_success
+    audit = duckdb.sql(
+        f"SELECT endpoint, status, error FROM read_parquet('{root}/audit/**/*.parquet', "
+        f"hive_partitioning=1) WHERE time >= TIMESTAMPTZ '2026-11-20 12:18:00+00' ORDER BY time"
+    ).fetchall()
+    # Time is frozen, so the four attempts share one (time, endpoint) key in the archive; the
+    # poll report keeps them apart.
+    report = coordinator.last_report
+    assert [r.status for r in report.audit if r.endpoint != "poll"] == [500] * 4
+    assert {row[1] for row in audit if row[0] != "poll"} == {500}
+    (poll,) = [row for row in audit if row[0] == "poll"]
+    assert poll[1] == 500
+    assert "500" in poll[2]
+    assert state_of(hass, NATIONAL, "grid_consumption").state == STATE_UNAVAILABLE
+
+
+async def test_emissions_of_a_linked_meter(
+    hass: HomeAssistant, odre: Odre, tmp_path: Path, demo_entry: MockConfigEntry
+) -> None:
+    """Sum of interval energy times the grid intensity, checked against a hand computation."""
+    await setup(hass, demo_entry)
+    entry = grid_entry(tmp_path / "grid", co2_meter="demo_electricity")
+    await setup(hass, entry)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    await async_wait_recording_done(hass)
+
+    # The demo's own archive holds its half-hours; each takes the mean of its two quarters.
+    demo_rows = duckdb.sql(
+        f"SELECT start, value FROM read_parquet('{tmp_path}/lake/consumption/**/*.parquet', "
+        f"hive_partitioning=1) WHERE meter = 'demo_electricity' ORDER BY start"
+    ).fetchall()
+    grid_start = NOW.replace(minute=0) - timedelta(days=2)
+    horizon = PUBLISHED - 2 * QUARTER  # the newest known intensity ends here
+    by_hour: dict[datetime, list[float | None]] = {}
+    for start, value in demo_rows:
+        hour = start.replace(minute=0)
+        quarters = [start, start + QUARTER]
+        if start + 2 * QUARTER > horizon:
+            continue
+        known = all(grid_start <= q for q in quarters)
+        co2 = value * sum(intensity(q) for q in quarters) / 2 / 1000 if known else None
+        by_hour.setdefault(hour, []).append(co2)
+    complete = {h: sum(v) for h, v in by_hour.items() if None not in v}  # type: ignore[misc]
+    assert len(complete) == 48 - 1  # two days of grid data, up to 11:30
+    stat = "meterlake:demo_electricity_co2"
+    stats = await get_instance(hass).async_add_executor_job(
+        statistics_during_period,
+        hass,
+        datetime(2026, 1, 1, tzinfo=UTC),
+        None,
+        {stat},
+        "hour",
+        None,
+        {"sum", "state"},
+    )
+    rows = stats[stat]
+    # Hours before the grid data have no intensity: reported, not guessed (no row at all).
+    assert [datetime.fromtimestamp(r["start"], UTC) for r in rows] == sorted(complete)
+    for row in rows:
+        assert row["state"] == pytest.approx(
+            complete[datetime.fromtimestamp(row["start"], UTC)], rel=1e-12
+        )
+    assert rows[-1]["sum"] == pytest.approx(sum(complete.values()), rel=1e-12)
+
+    # Today's emissions (Paris day): the covered half-hours since local midnight.
+    midnight = datetime(2026, 11, 19, 23, 0, tzinfo=UTC)
+    today = [
+        value * sum(intensity(q) for q in (s, s + QUARTER)) / 2 / 1000
+        for s, value in demo_rows
+        if s >= midnight and s + 2 * QUARTER <= horizon
+    ]
+    emissions = state_of(hass, NATIONAL, "emissions_today")
+    assert float(emissions.state) == pytest.approx(sum(today), rel=1e-9)
+    assert emissions.attributes["unit_of_measurement"] == "kg"
+    uncovered = [s for s, _v in demo_rows if s >= midnight and s + 2 * QUARTER > horizon]
+    assert emissions.attributes["intervals_without_intensity"] == len(uncovered)
+
+
+async def test_missing_linked_meter_raises_a_repair(
+    hass: HomeAssistant, odre: Odre, tmp_path: Path
+) -> None:
+    entry = grid_entry(tmp_path, co2_meter="octopus_electricity_1012345678901")
+    await setup(hass, entry)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, emissions_issue_id(entry.entry_id))
+    assert issue is not None
+    assert issue.translation_key == "co2_meter_missing"
+    assert state_of(hass, NATIONAL, "emissions_today").state == "unknown"
+    # Removing the option (or the entry) clears it.
+    hass.config_entries.async_update_entry(entry, options={**entry.options, "co2_meter": None})
+    await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert ir.async_get(hass).async_get_issue(DOMAIN, emissions_issue_id(entry.entry_id)) is None

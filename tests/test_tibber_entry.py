@@ -1,0 +1,280 @@
+"""A Tibber entry through the real coordinator: sensors, prices, archive and statistics.
+
+The GraphQL endpoint is the mocked one of test_tibber_source (fixtures in tests/fixtures/tibber);
+the expected numbers are computed here from the fixture nodes, not copied from the code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from unittest.mock import patch
+from zoneinfo import ZoneInfo
+
+import duckdb
+from homeassistant.components.recorder.statistics import statistics_during_period
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
+from homeassistant.const import STATE_ON, STATE_UNAVAILABLE, Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.recorder import get_instance
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+    snapshot_platform,
+)
+from pytest_homeassistant_custom_component.components.recorder.common import (  # type: ignore[import-untyped]
+    async_wait_recording_done,
+)
+from pytest_homeassistant_custom_component.test_util.aiohttp import (  # type: ignore[import-untyped]
+    AiohttpClientMocker,
+)
+from syrupy.assertion import SnapshotAssertion
+
+from custom_components import meterlake
+from custom_components.meterlake.config_flow import default_options
+from custom_components.meterlake.const import DOMAIN
+from custom_components.meterlake.sources.tibber import LIMITER
+
+from .test_tibber_source import HOMES, KEY_A, NOW, PRICES, PROD_A, TOKEN, Tibber, fx
+
+OSLO = ZoneInfo("Europe/Oslo")
+USER_ID = "d2c3a7e1-5b0f-4f8e-9c61-3f1e2b7a9c10"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_limiter() -> Generator[None]:
+    LIMITER.clear()
+    yield
+    LIMITER.clear()
+
+
+def serve(mock: AiohttpClientMocker) -> Tibber:
+    """Consumption in three pages, one production page, today's and tomorrow's prices."""
+    api = Tibber(mock)
+    api.on("production(", {"json": fx("production_p1")})
+    api.history("consumption_p1", "consumption_p2", "consumption_p3")
+    api.on(PRICES, {"json": fx("prices")})
+    return api
+
+
+def nodes(series: str, *pages: str) -> list[dict[str, Any]]:
+    found = []
+    for page in pages:
+        found.extend(fx(page)["data"]["viewer"]["home"][series]["nodes"])
+    return found
+
+
+def consumption_nodes() -> list[dict[str, Any]]:
+    return nodes("consumption", "consumption_p1", "consumption_p2", "consumption_p3")
+
+
+def node_cost(node: dict[str, Any]) -> float | None:
+    if node["cost"] is not None:
+        return float(node["cost"])
+    if node["unitPrice"] is None:
+        return None
+    return float(node["consumption"]) * float(node["unitPrice"])
+
+
+@pytest.fixture
+def tibber_entry(tmp_path: Path) -> MockConfigEntry:
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title="Tibber (Kari Nordmann)",
+        data={"source": "tibber", "access_token": TOKEN, "homes": [HOMES[0]]},
+        options=default_options() | {"archive_root": str(tmp_path / "lake"), "backfill_days": 4},
+        unique_id=USER_ID,
+    )
+
+
+@pytest.fixture
+async def loaded(
+    hass: HomeAssistant,
+    freezer: Any,
+    aioclient_mock: AiohttpClientMocker,
+    tibber_entry: MockConfigEntry,
+) -> MockConfigEntry:
+    freezer.move_to(NOW)
+    await hass.config.async_set_time_zone("Europe/Oslo")
+    serve(aioclient_mock)
+    tibber_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(tibber_entry.entry_id)
+    await hass.async_block_till_done()
+    assert tibber_entry.state is ConfigEntryState.LOADED
+    return tibber_entry
+
+
+def state_of(hass: HomeAssistant, meter: str, key: str, platform: str = "sensor") -> Any:
+    entity_id = er.async_get(hass).async_get_entity_id(platform, DOMAIN, f"{meter}_{key}")
+    assert entity_id is not None, f"no entity for {meter}_{key}"
+    state = hass.states.get(entity_id)
+    assert state is not None
+    return state
+
+
+def value_of(hass: HomeAssistant, meter: str, key: str) -> float:
+    return float(state_of(hass, meter, key).state)
+
+
+@pytest.mark.parametrize("platform", [Platform.SENSOR, Platform.BINARY_SENSOR])
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
+async def test_entities(  # noqa: PLR0917 - pytest fixtures
+    hass: HomeAssistant,
+    freezer: Any,
+    aioclient_mock: AiohttpClientMocker,
+    tibber_entry: MockConfigEntry,
+    entity_registry: er.EntityRegistry,
+    snapshot: SnapshotAssertion,
+    platform: Platform,
+) -> None:
+    freezer.move_to(NOW)
+    await hass.config.async_set_time_zone("Europe/Oslo")
+    serve(aioclient_mock)
+    tibber_entry.add_to_hass(hass)
+    with patch.object(meterlake, "PLATFORMS", [platform]):
+        assert await hass.config_entries.async_setup(tibber_entry.entry_id)
+        await hass.async_block_till_done()
+    await snapshot_platform(hass, entity_registry, snapshot, tibber_entry.entry_id)
+
+
+async def test_consumption_and_cost_from_tibber(
+    hass: HomeAssistant, loaded: MockConfigEntry
+) -> None:
+    known = [n for n in consumption_nodes() if n["consumption"] is not None]
+    today = datetime(2026, 3, 10, tzinfo=OSLO)
+    yesterday = today - timedelta(days=1)
+
+    def day(node: dict[str, Any], start: datetime) -> bool:
+        begins = datetime.fromisoformat(node["from"])
+        return start <= begins < start + timedelta(days=1)
+
+    today_nodes = [n for n in known if day(n, today)]
+    yesterday_nodes = [n for n in known if day(n, yesterday)]
+    assert today_nodes and yesterday_nodes
+    assert value_of(hass, KEY_A, "consumption_today") == pytest.approx(
+        sum(n["consumption"] for n in today_nodes)
+    )
+    assert value_of(hass, KEY_A, "consumption_yesterday") == pytest.approx(
+        sum(n["consumption"] for n in yesterday_nodes)
+    )
+    newest = max(known, key=lambda n: n["from"])
+    assert value_of(hass, KEY_A, "consumption_last_interval") == pytest.approx(
+        newest["consumption"]
+    )
+    # The newest hour has neither cost nor unit price yet: its cost is unknown, not zero.
+    assert node_cost(newest) is None
+    assert state_of(hass, KEY_A, "cost_last_interval").state == "unknown"
+    today_costs = [c for c in map(node_cost, today_nodes) if c is not None]
+    assert len(today_costs) == len(today_nodes) - 1
+    assert value_of(hass, KEY_A, "cost_today") == pytest.approx(sum(today_costs))
+    cost = state_of(hass, KEY_A, "cost_today")
+    assert cost.attributes["unit_of_measurement"] == "NOK"
+    # Tibber publishes no standing charge: no sensor that would stay unknown for ever.
+    registry = er.async_get(hass)
+    assert registry.async_get_entity_id("sensor", DOMAIN, f"{KEY_A}_standing_charge") is None
+    # The production meter is an export meter with its own device and no prices.
+    assert registry.async_get_entity_id("sensor", DOMAIN, f"{PROD_A}_price_level") is None
+    production = [n for n in nodes("production", "production_p1") if n["production"] is not None]
+    produced_today = [n for n in production if day(n, today)]
+    assert value_of(hass, PROD_A, "consumption_today") == pytest.approx(
+        sum(n["production"] for n in produced_today)
+    )
+
+
+async def test_prices_move_on_each_quarter_without_a_request(
+    hass: HomeAssistant, loaded: MockConfigEntry, freezer: Any, aioclient_mock: AiohttpClientMocker
+) -> None:
+    price_info = fx("prices")["data"]["viewer"]["home"]["currentSubscription"]["priceInfo"]
+    today = price_info["today"]
+    # 10:20 UTC = 11:20 in Oslo: the slot of 11:15 local.
+    current = next(s for s in today if s["startsAt"].startswith("2026-03-10T11:15"))
+    rate = state_of(hass, KEY_A, "current_rate")
+    assert float(rate.state) == pytest.approx(current["total"])
+    assert rate.attributes["unit_of_measurement"] == "NOK/kWh"
+    assert rate.attributes["level"] == current["level"].lower()
+    assert len(rate.attributes["prices"]) == len(today) + len(price_info["tomorrow"]) == 192
+    assert state_of(hass, KEY_A, "price_level").state == current["level"].lower()
+    totals = [s["total"] for s in today]
+    assert value_of(hass, KEY_A, "price_min_today") == pytest.approx(min(totals))
+    assert value_of(hass, KEY_A, "price_max_today") == pytest.approx(max(totals))
+    assert value_of(hass, KEY_A, "price_average_today") == pytest.approx(sum(totals) / len(totals))
+    following = today[today.index(current) + 1]
+    next_rate = state_of(hass, KEY_A, "next_rate")
+    assert float(next_rate.state) == pytest.approx(following["total"])
+    assert datetime.fromisoformat(next_rate.attributes["start"]) == datetime.fromisoformat(
+        following["startsAt"]
+    )
+    assert state_of(hass, KEY_A, "tomorrow_prices", "binary_sensor").state == STATE_ON
+
+    calls = len(aioclient_mock.mock_calls)
+    freezer.move_to(datetime(2026, 3, 10, 10, 30, 1, tzinfo=UTC))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert float(state_of(hass, KEY_A, "current_rate").state) == pytest.approx(following["total"])
+    assert len(aioclient_mock.mock_calls) == calls
+
+
+async def test_archive_and_statistics_hold_tibber_numbers(
+    hass: HomeAssistant, loaded: MockConfigEntry, tmp_path: Path
+) -> None:
+    await hass.async_block_till_done(wait_background_tasks=True)
+    await async_wait_recording_done(hass)
+    root = tmp_path / "lake"
+    horizon = NOW - timedelta(days=4)
+    known = [
+        n
+        for n in consumption_nodes()
+        if n["consumption"] is not None and datetime.fromisoformat(n["from"]) >= horizon
+    ]
+    rows = duckdb.sql(
+        f"SELECT count(*), sum(value), sum(cost), min(rate), max(rate) "
+        f"FROM read_parquet('{root}/consumption/**/*.parquet', hive_partitioning=1) "
+        f"WHERE meter = '{KEY_A}'"
+    ).fetchall()[0]
+    costs = [node_cost(n) for n in known]
+    assert rows[0] == len(known)
+    assert rows[1] == pytest.approx(sum(n["consumption"] for n in known))
+    assert rows[2] == pytest.approx(sum(c for c in costs if c is not None))
+    prices = [n["unitPrice"] for n in known if n["unitPrice"] is not None]
+    assert (rows[3], rows[4]) == (pytest.approx(min(prices)), pytest.approx(max(prices)))
+    # The 15-minute prices are in the rates dataset, under the home's tariff.
+    rates = duckdb.sql(
+        f"SELECT tariff, count(*), min(valid_from), max(valid_to) "
+        f"FROM read_parquet('{root}/rates/**/*.parquet', hive_partitioning=1) GROUP BY tariff"
+    ).fetchall()
+    assert [(r[0], r[1]) for r in rates] == [(KEY_A, 192)]
+    assert rates[0][3] - rates[0][2] == timedelta(days=2)
+
+    stat = f"meterlake:{KEY_A}_consumption"
+    stats = await get_instance(hass).async_add_executor_job(
+        statistics_during_period,
+        hass,
+        datetime(2026, 1, 1, tzinfo=UTC),
+        None,
+        {stat, f"meterlake:{KEY_A}_cost", f"meterlake:{PROD_A}_consumption"},
+        "hour",
+        None,
+        {"sum", "state"},
+    )
+    assert len(stats[stat]) == len(known)
+    assert stats[stat][-1]["sum"] == pytest.approx(rows[1])
+    assert f"meterlake:{PROD_A}_consumption" in stats
+
+
+async def test_refused_token_starts_reauth(
+    hass: HomeAssistant, loaded: MockConfigEntry, freezer: Any, aioclient_mock: AiohttpClientMocker
+) -> None:
+    aioclient_mock.clear_requests()
+    api = Tibber(aioclient_mock)
+    api.on("", {"status": 401, "text": "unauthorized"})
+    # The recent window is read at most hourly: the first poll after an hour asks Tibber.
+    freezer.tick(timedelta(minutes=61))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    flows = list(loaded.async_get_active_flows(hass, {SOURCE_REAUTH}))
+    assert len(flows) == 1
+    assert state_of(hass, KEY_A, "consumption_today").state == STATE_UNAVAILABLE
