@@ -228,7 +228,7 @@ async def with_recorder(body: Callable[[Any], Awaitable[Any]]) -> Any:
     from homeassistant.setup import async_setup_component
     from pytest_homeassistant_custom_component.common import async_test_home_assistant
 
-    from custom_components.meterlake.statistics import _async_recorder_done
+    from custom_components.meterlake.statistics import async_recorder_done
 
     with tempfile.TemporaryDirectory() as tmp:
         async with async_test_home_assistant(config_dir=tmp) as hass:
@@ -259,7 +259,7 @@ async def with_recorder(body: Callable[[Any], Awaitable[Any]]) -> Any:
                         for i in range(500)
                     ],
                 )
-                await _async_recorder_done(hass)
+                await async_recorder_done(hass)
                 return await body(hass)
             finally:
                 await hass.async_stop()
@@ -267,18 +267,18 @@ async def with_recorder(body: Callable[[Any], Awaitable[Any]]) -> Any:
 
 async def measure(name: str, hass: Any, work: Callable[[], Awaitable[Any]], jobs: list[Any]) -> Run:
     """Run one contestant until the recorder committed; print and return its figures."""
-    from custom_components.meterlake.statistics import _async_recorder_done
+    from custom_components.meterlake.statistics import async_recorder_done
 
     # Recorder.async_block_till_done returns early while the recorder still runs the last
     # task it took off the queue; a SynchronizeTask waits for everything queued before it.
-    await _async_recorder_done(hass)
+    await async_recorder_done(hass)
     jobs.clear()
     probe = LoopProbe()
     probe.start()
     cpu = time.process_time()
     started = time.perf_counter()
     await work()
-    await _async_recorder_done(hass)
+    await async_recorder_done(hass)
     wall = time.perf_counter() - started
     cpu = time.process_time() - cpu
     run = Run(name, wall, cpu, await probe.stop(), list(jobs))

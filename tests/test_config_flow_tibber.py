@@ -288,6 +288,8 @@ async def test_account_errors_are_mapped_and_recoverable(
     assert result["step_id"] == "tibber"
     assert result["errors"] == {"base": error}
     assert TOKEN not in caplog.text
+    # The form asks once: no retries while the user waits.
+    assert aioclient_mock.call_count == 1
 
     mock_account(aioclient_mock)
     result = await hass.config_entries.flow.async_configure(

@@ -21,6 +21,7 @@ from homeassistant.components.recorder.statistics import statistics_during_perio
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_UNAVAILABLE, Platform
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.helpers.recorder import get_instance
 import pytest
@@ -344,3 +345,82 @@ async def test_missing_linked_meter_raises_a_repair(
     await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
     assert ir.async_get(hass).async_get_issue(DOMAIN, emissions_issue_id(entry.entry_id)) is None
+
+
+async def test_backfill_and_rebuild_on_a_grid_entry(
+    hass: HomeAssistant, odre: Odre, tmp_path: Path, demo_entry: MockConfigEntry
+) -> None:
+    """The actions work on a grid meter: grid windows, and the emissions statistic."""
+    await setup(hass, demo_entry)
+    entry = grid_entry(tmp_path / "grid", co2_meter="demo_electricity")
+    await setup(hass, entry)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    await async_wait_recording_done(hass)
+
+    response = await hass.services.async_call(
+        DOMAIN,
+        "backfill",
+        {"config_entry": entry.entry_id, "days": 5},
+        blocking=True,
+        return_response=True,
+    )
+    summary = response["meters"][NATIONAL]  # type: ignore[index]
+    assert summary["windows_fetched"] == 1
+    assert summary["missing_intervals"] == 0
+    root = tmp_path / "grid" / "lake"
+    (count,) = duckdb.sql(
+        f"SELECT count(*) FROM read_parquet('{root}/grid_mix/**/*.parquet', hive_partitioning=1)"
+    ).fetchall()[0]
+    assert count == int((PUBLISHED - (NOW.replace(minute=0) - timedelta(days=5))) / QUARTER)
+    # Stored now: a second backfill skips the window.
+    response = await hass.services.async_call(
+        DOMAIN,
+        "backfill",
+        {"config_entry": entry.entry_id, "days": 5},
+        blocking=True,
+        return_response=True,
+    )
+    assert response["meters"][NATIONAL]["windows_skipped"] == 1  # type: ignore[index]
+
+    # Rebuild from scratch: the five days of grid data now give emissions for five days.
+    response = await hass.services.async_call(
+        DOMAIN,
+        "rebuild_statistics",
+        {"config_entry": entry.entry_id},
+        blocking=True,
+        return_response=True,
+    )
+    rebuilt = response["meters"][NATIONAL]  # type: ignore[index]
+    assert rebuilt["intervals"] > 0
+    await async_wait_recording_done(hass)
+    stat = "meterlake:demo_electricity_co2"
+    stats = await get_instance(hass).async_add_executor_job(
+        statistics_during_period,
+        hass,
+        datetime(2026, 1, 1, tzinfo=UTC),
+        None,
+        {stat},
+        "hour",
+        None,
+        {"sum"},
+    )
+    hours = [datetime.fromtimestamp(r["start"], UTC) for r in stats[stat]]
+    # The demo keeps 10 days; the grid now has 5: every hour of those 5 days up to 11:00.
+    assert hours[0] == NOW.replace(minute=0) - timedelta(days=5)
+    assert hours[-1] == datetime(2026, 11, 20, 11, 0, tzinfo=UTC) - timedelta(hours=1)
+    assert rebuilt["hours_written"] == len(hours)
+
+
+async def test_grid_entry_without_emissions_rebuilds_nothing(
+    hass: HomeAssistant, odre: Odre, tmp_path: Path
+) -> None:
+    entry = grid_entry(tmp_path)
+    await setup(hass, entry)
+    with pytest.raises(ServiceValidationError):
+        await hass.services.async_call(
+            DOMAIN,
+            "rebuild_statistics",
+            {"config_entry": entry.entry_id},
+            blocking=True,
+            return_response=True,
+        )

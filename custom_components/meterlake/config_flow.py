@@ -499,7 +499,12 @@ class MeterLakeConfigFlow(ConfigFlow, domain=DOMAIN):
     async def _async_read_tibber(self, token: str) -> tuple[TibberAccount | None, str]:
         """The account (user id, name, homes), or None and the error key the form shows."""
         try:
-            return await async_read_account(async_get_clientsession(self.hass), token), ""
+            return (
+                await async_read_account(
+                    async_get_clientsession(self.hass), token, policy=FLOW_RETRY_POLICY
+                ),
+                "",
+            )
         except SourceAuthError:
             return None, "invalid_auth"
         except SourceError:

@@ -299,8 +299,10 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
     ) -> pd.DataFrame | None:
         """Stored intervals of `meter` starting in [start, end): the archive, else memory.
 
-        `None` bounds are open.
+        `None` bounds are open. For a grid meter these are its grid rows, with a `meter` column.
         """
+        if meter.kind == "grid":
+            return await self._async_grid_rows(meter, start, end)
         rows = await self.archive.async_read(meter, start, end)
         if rows is not None:
             return rows
@@ -308,6 +310,17 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         if recent is None:
             return None
         return await self.hass.async_add_executor_job(_rows_between, recent, meter.key, start, end)
+
+    async def _async_grid_rows(
+        self, meter: MeterInfo, start: datetime | None, end: datetime | None
+    ) -> pd.DataFrame | None:
+        rows = await self.archive.async_read_grid(meter, start, end)
+        if rows is None:
+            rows = self.grid_recent
+            if rows is None:
+                return None
+            rows = await self.hass.async_add_executor_job(_grid_between, rows, start, end)
+        return rows.assign(meter=meter.key)
 
     async def async_is_stored(self, meter: MeterInfo, start: datetime, end: datetime) -> bool:
         """True when every published slot of [start, end) is stored, so a backfill may skip it.
@@ -332,9 +345,10 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         until = min(end, result.complete_until or start)
         if until <= start:
             return 0
-        return await self.hass.async_add_executor_job(
-            _missing_slots, result.intervals, meter, start, until
-        )
+        rows = result.intervals
+        if meter.kind == "grid" and result.grid is not None:
+            rows = result.grid.assign(meter=meter.key)
+        return await self.hass.async_add_executor_job(_missing_slots, rows, meter, start, until)
 
     def _merge_grid(self, fresh: pd.DataFrame, now: datetime) -> pd.DataFrame:
         """Fold grid rows into the recent grid table (consolidated wins, then newer)."""
@@ -357,7 +371,7 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
 
         for meter in self.source.meters:
             watermark = self.store.get(meter.key)
-            if watermark is None:
+            if watermark is None or meter.kind == "grid":
                 continue
             last = await statistics.async_last_imported_hour(self.hass, meter)
             need_from = None if last is None else last + HOUR
@@ -386,6 +400,11 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         from .sinks import standing_by_day
 
         start = None if start is None else floor_to(start, HOUR)
+        if meter.kind == "grid":
+            # A grid meter has no statistics of its own; a linked meter's emissions are rebuilt.
+            if self.emissions is None:
+                return 0, 0
+            return await self.emissions.async_rebuild(start)
         rows = await self.async_stored_rows(meter, start, None)
         if rows is None or rows.empty:
             return 0, 0
@@ -526,6 +545,19 @@ def _rows_between(
     import pandas as pd
 
     mask = frame["meter"] == meter
+    if start is not None:
+        mask &= frame["start"] >= pd.Timestamp(start)
+    if end is not None:
+        mask &= frame["start"] < pd.Timestamp(end)
+    return frame[mask].reset_index(drop=True)
+
+
+def _grid_between(
+    frame: pd.DataFrame, start: datetime | None, end: datetime | None
+) -> pd.DataFrame:
+    import pandas as pd
+
+    mask = pd.Series(True, index=frame.index)
     if start is not None:
         mask &= frame["start"] >= pd.Timestamp(start)
     if end is not None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Final
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.recorder import get_instance
 from homeassistant.helpers.start import async_at_started
 from homeassistant.util import dt as dt_util
 from homeassistant.util.unit_conversion import MassConverter
@@ -84,6 +85,7 @@ class EmissionsTracker:
         self.today_missing: int | None = None
         self.missing_hours: int | None = None
         self.hours_written = 0
+        self.intervals = 0
         self._started = False
         self._task: asyncio.Task[None] | None = None
 
@@ -117,8 +119,28 @@ class EmissionsTracker:
                     return meter, coordinator
         return None
 
-    async def async_update(self) -> None:
-        """Recompute the recent hours, import them and refresh today's figure."""
+    async def async_rebuild(self, start: datetime | None) -> tuple[int, int]:
+        """Recompute from `start` (None: clear and recompute `backfill_days`); (intervals, hours).
+
+        The `rebuild_statistics` action on an eCO2mix entry lands here.
+        """
+        from . import statistics
+
+        if start is None:
+            stat_id = statistics.statistic_id(self.meter_key, SUFFIX_CO2)
+            get_instance(self.hass).async_clear_statistics([stat_id])
+            await statistics.async_recorder_done(self.hass)
+            # From the first stored quarter-hour of the grid: nothing before it can be known.
+            grid = await self.coordinator.archive.async_read_grid(
+                self.coordinator.source.meters[0], None, None
+            )
+            if grid is not None and not grid.empty:
+                start = grid["start"].min().to_pydatetime()
+        await self.async_update(since=start)
+        return self.intervals, self.hours_written
+
+    async def async_update(self, since: datetime | None = None) -> None:
+        """Recompute the recent hours (or from `since`), import them, refresh today's figure."""
         from . import statistics
 
         found = self.find_meter()
@@ -142,7 +164,9 @@ class EmissionsTracker:
         now = dt_util.utcnow()
         today_start = dt_util.as_utc(dt_util.start_of_local_day())
         last = await statistics.async_last_hour(self.hass, stat_id)
-        if last is None:
+        if since is not None:
+            start = since
+        elif last is None:
             days = int(self.entry.options.get(CONF_BACKFILL_DAYS, DEFAULT_BACKFILL_DAYS))
             start = now - timedelta(days=days)
         else:
@@ -157,6 +181,7 @@ class EmissionsTracker:
         self.today_kg = figures.today_kg
         self.today_missing = figures.today_missing
         self.missing_hours = figures.missing_hours
+        self.intervals = 0 if rows is None else len(rows)
         self.hours_written = await statistics.async_import_hourly(
             self.hass,
             stat_id=stat_id,
@@ -186,6 +211,7 @@ def compute(
     import pandas as pd
 
     from .analytics.carbon import hourly_emissions, interval_emissions
+    from .analytics.grid import dedupe
 
     empty = EmissionsFigures(
         hours=np.empty(0, dtype=np.int64),
@@ -198,16 +224,13 @@ def compute(
     if rows is None or rows.empty:
         return empty
     frames = [
-        f[["start", "end", "taux_co2"]]
+        f[["start", "end", "taux_co2", "consolidated", "ingested_at"]]
         for f in (archived, recent)
         if f is not None and not f.empty and "taux_co2" in f.columns
     ]
     if frames:
-        intensity = (
-            pd.concat(frames, ignore_index=True)
-            .drop_duplicates("start", keep="last")
-            .sort_values("start", ignore_index=True)
-        )
+        # One row per quarter-hour, consolidated before real time, then the newest.
+        intensity = dedupe(pd.concat(frames, ignore_index=True))
     else:
         intensity = pd.DataFrame(
             {

@@ -178,7 +178,7 @@ def _recorder_marker(hass: HomeAssistant) -> asyncio.Future[None]:
     return future
 
 
-async def _async_recorder_done(hass: HomeAssistant) -> None:
+async def async_recorder_done(hass: HomeAssistant) -> None:
     """Wait until the recorder has run every task queued so far."""
     await _recorder_marker(hass)
 
@@ -589,7 +589,7 @@ async def async_clear_meter(hass: HomeAssistant, meter: MeterInfo) -> None:
     ids = [statistic_id(meter.key, suffix) for suffix in SUFFIXES]
     async with _lock(hass, meter.key):
         get_instance(hass).async_clear_statistics(ids)
-        await _async_recorder_done(hass)
+        await async_recorder_done(hass)
 
 
 async def async_last_imported_hour(hass: HomeAssistant, meter: MeterInfo) -> datetime | None:

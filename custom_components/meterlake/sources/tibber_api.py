@@ -257,14 +257,17 @@ async def async_read_account(
     *,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     limiter: RateLimiter | None = None,
+    policy: RetryPolicy | None = None,
 ) -> TibberAccount:
     """The token's user id, name and homes in one request (config flow and reauth).
+
+    The config flow passes a policy without retries, so the form answers within seconds.
 
     Raises SourceAuthError (token refused), SourceUnavailableError (network, 5xx, 429 after
     retries) or SourcePayloadError (malformed answer, other GraphQL errors); each carries the
     request's audit rows in `err.audit`.
     """
-    client = make_client(session, token, limiter=limiter or LIMITER, sleep=sleep)
+    client = make_client(session, token, limiter=limiter or LIMITER, sleep=sleep, policy=policy)
     try:
         data = await graphql(
             client, token, ACCOUNT_QUERY, endpoint="homes", limiter=limiter or LIMITER
