@@ -329,6 +329,22 @@ async def test_emissions_of_a_linked_meter(
     uncovered = [s for s, _v in demo_rows if s >= midnight and s + 2 * QUARTER > horizon]
     assert emissions.attributes["intervals_without_intensity"] == len(uncovered)
 
+    # The README's DuckDB query gives the same emissions from the archive alone.
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    query = readme[readme.index("-- Your emissions per month") : readme.index("ORDER BY month;")]
+    query = (
+        query.replace("/config/meterlake/consumption", f"{tmp_path}/lake/consumption")
+        .replace("/config/meterlake/grid_mix", f"{tmp_path}/grid/lake/grid_mix")
+        .replace("octopus_electricity_1000000000000", "demo_electricity")
+    )
+    covered = [
+        value * sum(intensity(q) for q in (s, s + QUARTER)) / 2 / 1000
+        for s, value in demo_rows
+        if s >= grid_start and s + 2 * QUARTER <= horizon
+    ]
+    ((month, kg),) = duckdb.sql(query).fetchall()
+    assert kg == pytest.approx(sum(covered), rel=1e-9)
+
 
 async def test_missing_linked_meter_raises_a_repair(
     hass: HomeAssistant, odre: Odre, tmp_path: Path
