@@ -170,6 +170,34 @@ async def odre(hass: HomeAssistant, freezer: Any, aioclient_mock: AiohttpClientM
     return Odre(aioclient_mock)
 
 
+async def setup_linked(
+    hass: HomeAssistant, tmp_path: Path, demo_entry: MockConfigEntry
+) -> MockConfigEntry:
+    """The demo household, and a national grid entry computing its electricity's emissions."""
+    await setup(hass, demo_entry)
+    entry = grid_entry(tmp_path / "grid", co2_meter="demo_electricity")
+    await setup(hass, entry)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    await async_wait_recording_done(hass)
+    return entry
+
+
+async def co2_rows(hass: HomeAssistant) -> list[Any]:
+    """The hourly rows of the demo electricity's emissions statistic."""
+    stat = "meterlake:demo_electricity_co2"
+    stats = await get_instance(hass).async_add_executor_job(
+        statistics_during_period,
+        hass,
+        datetime(2026, 1, 1, tzinfo=UTC),
+        None,
+        {stat},
+        "hour",
+        None,
+        {"sum", "state"},
+    )
+    return list(stats.get(stat, []))
+
+
 def state_of(hass: HomeAssistant, meter: str, key: str) -> Any:
     entity_id = er.async_get(hass).async_get_entity_id("sensor", DOMAIN, f"{meter}_{key}")
     assert entity_id is not None, f"no entity for {meter}_{key}"
@@ -272,11 +300,7 @@ async def test_emissions_of_a_linked_meter(
     hass: HomeAssistant, odre: Odre, tmp_path: Path, demo_entry: MockConfigEntry
 ) -> None:
     """Sum of interval energy times the grid intensity, checked against a hand computation."""
-    await setup(hass, demo_entry)
-    entry = grid_entry(tmp_path / "grid", co2_meter="demo_electricity")
-    await setup(hass, entry)
-    await hass.async_block_till_done(wait_background_tasks=True)
-    await async_wait_recording_done(hass)
+    await setup_linked(hass, tmp_path, demo_entry)
 
     # The demo's own archive holds its half-hours; each takes the mean of its two quarters.
     demo_rows = duckdb.sql(
@@ -296,18 +320,7 @@ async def test_emissions_of_a_linked_meter(
         by_hour.setdefault(hour, []).append(co2)
     complete = {h: sum(v) for h, v in by_hour.items() if None not in v}  # type: ignore[misc]
     assert len(complete) == 48 - 1  # two days of grid data, up to 11:30
-    stat = "meterlake:demo_electricity_co2"
-    stats = await get_instance(hass).async_add_executor_job(
-        statistics_during_period,
-        hass,
-        datetime(2026, 1, 1, tzinfo=UTC),
-        None,
-        {stat},
-        "hour",
-        None,
-        {"sum", "state"},
-    )
-    rows = stats[stat]
+    rows = await co2_rows(hass)
     # Hours before the grid data have no intensity: reported, not guessed (no row at all).
     assert [datetime.fromtimestamp(r["start"], UTC) for r in rows] == sorted(complete)
     for row in rows:
@@ -342,7 +355,7 @@ async def test_emissions_of_a_linked_meter(
         for s, value in demo_rows
         if s >= grid_start and s + 2 * QUARTER <= horizon
     ]
-    ((month, kg),) = duckdb.sql(query).fetchall()
+    ((_month, kg),) = duckdb.sql(query).fetchall()
     assert kg == pytest.approx(sum(covered), rel=1e-9)
 
 
@@ -367,11 +380,7 @@ async def test_backfill_and_rebuild_on_a_grid_entry(
     hass: HomeAssistant, odre: Odre, tmp_path: Path, demo_entry: MockConfigEntry
 ) -> None:
     """The actions work on a grid meter: grid windows, and the emissions statistic."""
-    await setup(hass, demo_entry)
-    entry = grid_entry(tmp_path / "grid", co2_meter="demo_electricity")
-    await setup(hass, entry)
-    await hass.async_block_till_done(wait_background_tasks=True)
-    await async_wait_recording_done(hass)
+    entry = await setup_linked(hass, tmp_path, demo_entry)
 
     response = await hass.services.async_call(
         DOMAIN,
@@ -409,18 +418,7 @@ async def test_backfill_and_rebuild_on_a_grid_entry(
     rebuilt = response["meters"][NATIONAL]  # type: ignore[index]
     assert rebuilt["intervals"] > 0
     await async_wait_recording_done(hass)
-    stat = "meterlake:demo_electricity_co2"
-    stats = await get_instance(hass).async_add_executor_job(
-        statistics_during_period,
-        hass,
-        datetime(2026, 1, 1, tzinfo=UTC),
-        None,
-        {stat},
-        "hour",
-        None,
-        {"sum"},
-    )
-    hours = [datetime.fromtimestamp(r["start"], UTC) for r in stats[stat]]
+    hours = [datetime.fromtimestamp(r["start"], UTC) for r in await co2_rows(hass)]
     # The demo keeps 10 days; the grid now has 5: every hour of those 5 days up to 11:00.
     assert hours[0] == NOW.replace(minute=0) - timedelta(days=5)
     assert hours[-1] == datetime(2026, 11, 20, 11, 0, tzinfo=UTC) - timedelta(hours=1)
