@@ -362,12 +362,12 @@ async def test_co2_meter_of_a_loaded_demo(
     entry.add_to_hass(hass)
     result = await start_co2(hass, entry, tmp_path)
     assert result["description_placeholders"] == {"perimeter": "France"}
-    assert suggested(result) == {"co2_meter": ""}
+    assert suggested(result) == {"co2_meter": "none"}
     select = selector_of(result, "co2_meter").config
     assert select["mode"] == "dropdown"
     # The demo's electricity meter, not its gas meter; the empty choice means none.
     assert select["options"] == [
-        {"value": "", "label": "None"},
+        {"value": "none", "label": "None"},
         {"value": "demo_electricity", "label": "Demo electricity (MeterLake demo)"},
     ]
     result = await hass.config_entries.options.async_configure(
@@ -382,7 +382,9 @@ async def test_co2_meter_of_a_loaded_demo(
     # The stored meter is preselected; the empty choice removes it.
     result = await start_co2(hass, entry, tmp_path)
     assert suggested(result) == {"co2_meter": "demo_electricity"}
-    result = await hass.config_entries.options.async_configure(result["flow_id"], {"co2_meter": ""})
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"co2_meter": "none"}
+    )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
     assert "co2_meter" not in entry.options
@@ -417,7 +419,9 @@ async def test_co2_step_without_any_meter(hass: HomeAssistant, tmp_path: Path) -
     entry = eco2mix_entry()
     entry.add_to_hass(hass)
     result = await start_co2(hass, entry, tmp_path)
-    assert selector_of(result, "co2_meter").config["options"] == [{"value": "", "label": "None"}]
+    assert selector_of(result, "co2_meter").config["options"] == [
+        {"value": "none", "label": "None"}
+    ]
     result = await hass.config_entries.options.async_configure(result["flow_id"], {})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
@@ -432,7 +436,7 @@ async def test_co2_meter_of_an_entry_not_loaded_stays_choosable(
     result = await start_co2(hass, entry, tmp_path)
     assert suggested(result) == {"co2_meter": "octopus_electricity_1012345678901"}
     assert selector_of(result, "co2_meter").config["options"] == [
-        {"value": "", "label": "None"},
+        {"value": "none", "label": "None"},
         {
             "value": "octopus_electricity_1012345678901",
             "label": "octopus_electricity_1012345678901",

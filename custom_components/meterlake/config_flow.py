@@ -119,7 +119,9 @@ PRODUCT_CODE_RE: Final = re.compile(r"^[A-Z0-9]+(?:-[A-Z0-9]+)+$")
 TARIFF_FUEL_LETTERS: Final = {"electricity": "E", "gas": "G"}
 TIBBER_TOKEN_URL: Final = "https://developer.tibber.com/settings/access-token"
 ECO2MIX_NATIONAL_NAME: Final = "France"
-# The co2 step's empty choice: no meter, no emissions computed.
+# The co2 step's empty choice: no meter, no emissions computed (label translated through the
+# selector's translation key; the English label is the fallback).
+NO_CO2_METER: Final = "none"
 NO_CO2_METER_LABEL: Final = "None"
 
 
@@ -870,6 +872,8 @@ class MeterLakeOptionsFlow(OptionsFlowWithReload):
         errors: dict[str, str] = {}
         if user_input is not None:
             meter = str(user_input.get(CONF_CO2_METER) or "")
+            if meter == NO_CO2_METER:
+                meter = ""
             if meter and perimeter != PERIMETER_NATIONAL:
                 errors[CONF_CO2_METER] = "co2_national_only"
             else:
@@ -878,11 +882,11 @@ class MeterLakeOptionsFlow(OptionsFlowWithReload):
                 if meter:
                     options[CONF_CO2_METER] = meter
                 return self.async_create_entry(data=options)
-            current = meter
+            current = meter or NO_CO2_METER
         else:
-            current = str(self._options.get(CONF_CO2_METER) or "")
+            current = str(self._options.get(CONF_CO2_METER) or NO_CO2_METER)
         meters = co2_meter_options(self.hass)
-        if current and current not in {option["value"] for option in meters}:
+        if current != NO_CO2_METER and current not in {option["value"] for option in meters}:
             # The meter's entry is not loaded now: keep it choosable rather than drop it unseen.
             meters.append(SelectOptionDict(value=current, label=current))
         return self.async_show_form(
@@ -894,8 +898,12 @@ class MeterLakeOptionsFlow(OptionsFlowWithReload):
                         CONF_CO2_METER, description={"suggested_value": current}
                     ): SelectSelector(
                         SelectSelectorConfig(
-                            options=[SelectOptionDict(value="", label=NO_CO2_METER_LABEL), *meters],
+                            options=[
+                                SelectOptionDict(value=NO_CO2_METER, label=NO_CO2_METER_LABEL),
+                                *meters,
+                            ],
                             mode=SelectSelectorMode.DROPDOWN,
+                            translation_key=CONF_CO2_METER,
                         )
                     )
                 }
