@@ -145,7 +145,8 @@ def test_hole_in_the_intensity_makes_the_hour_incomplete() -> None:
 def test_energy_falls_back_to_the_value_of_kwh_rows() -> None:
     rows = meter_rows((T10, HALF, 2.0))
     rows["energy_kwh"] = np.nan
-    figures = compute(rows, grid(*quarters(T10, 100, 300)), None, TODAY)
+    # The whole hour's intensities are out (an hour is written once its last quarter is).
+    figures = compute(rows, grid(*quarters(T10, 100, 300, 90, 90)), None, TODAY)
     assert figures.values.tolist() == [pytest.approx(0.4, rel=1e-12)]
     assert figures.today_kg == pytest.approx(0.4, rel=1e-12)
 
@@ -156,7 +157,7 @@ def test_consolidated_intensity_wins_over_a_newer_real_time_one() -> None:
         *quarters(T10, 100, 100), consolidated=True, ingested_at=INGESTED - timedelta(days=30)
     )
     # Real time, fetched later for the same two quarters (and present in both frames).
-    recent = grid(*quarters(T10, 500, 700))
+    recent = grid(*quarters(T10, 500, 700, 90, 90))
     figures = compute(rows, archived, recent, TODAY)
     assert figures.values.tolist() == [pytest.approx(0.2, rel=1e-12)]  # 2 x 1 kWh x 100 g
     # Either order of the frames: the consolidated rows stay.
@@ -167,7 +168,7 @@ def test_consolidated_intensity_wins_over_a_newer_real_time_one() -> None:
 def test_newer_real_time_intensity_wins_over_an_older_one() -> None:
     rows = meter_rows((T10, QUARTER, 1.0))
     archived = grid((T10, 100.0), ingested_at=INGESTED - timedelta(hours=1))
-    recent = grid((T10, 300.0))
+    recent = grid((T10, 300.0), *quarters(T10 + QUARTER, 90, 90, 90))
     assert compute(rows, archived, recent, TODAY).values.tolist() == [pytest.approx(0.3, rel=1e-12)]
     assert compute(rows, recent, archived, TODAY).values.tolist() == [pytest.approx(0.3, rel=1e-12)]
 
@@ -186,10 +187,6 @@ def test_hours_after_the_newest_intensity_wait() -> None:
     assert figures.missing_hours == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: an hour cut by the newest published intensity is written as complete",
-)
 def test_an_hour_cut_by_the_newest_intensity_is_not_complete() -> None:
     """Intensities up to 11:30: the 11:00 hour lacks one of its two half-hours.
 

@@ -124,8 +124,9 @@ async def test_new_install_over_an_existing_grid_archive(
     assert entry.state is ConfigEntryState.LOADED
     assert fetched == [NOW]  # the first poll ran, and brought nothing
     coordinator = entry.runtime_data.coordinator
-    # The watermark is the archive's newest row end (its null tail included).
-    assert coordinator.store.get(NATIONAL) == PUBLISHED
+    # The watermark is where a poll would have left it: the newest quarter with a consumption
+    # (the null tail is read again).
+    assert coordinator.store.get(NATIONAL) == PUBLISHED - 2 * QUARTER
     # The sensors show the archived grid although the source gave nothing.
     expected = record(NEWEST, region=None)
     consumption = state_of(hass, NATIONAL, "grid_consumption")
@@ -137,10 +138,6 @@ async def test_new_install_over_an_existing_grid_archive(
     assert coordinator.grid_recent["start"].max() == pd.Timestamp(PUBLISHED - QUARTER)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a grid entry's first poll after a restart reaches back RECENT_WINDOW (40 days)",
-)
 @pytest.mark.usefixtures("odre")
 async def test_restart_of_a_grid_entry_fetches_from_its_watermark(
     hass: HomeAssistant, tmp_path: Path

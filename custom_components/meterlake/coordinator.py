@@ -164,7 +164,7 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
             return floor_to(now - self.backfill, HOUR)
         overlap: timedelta = getattr(self.source, "overlap", DEFAULT_OVERLAP)
         start = watermark - overlap
-        if self.recent is None:
+        if self.recent is None and meter.kind != "grid":
             # A restart without an archive to read: the sensors need today, yesterday and the
             # month so far.
             start = min(start, now - RECENT_WINDOW)
@@ -212,7 +212,10 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         if rows is None or rows.empty:
             return
         if self.store.get(meter.key) is None:
-            self.store.advance(meter.key, rows["end"].max().to_pydatetime())
+            # Like a poll: up to the newest quarter whose consumption is known.
+            known = rows[rows["consommation"].notna()]
+            if not known.empty:
+                self.store.advance(meter.key, known["end"].max().to_pydatetime())
         self.grid_recent = await self.hass.async_add_executor_job(self._merge_grid, rows, now)
 
     async def async_poll_meter(

@@ -253,8 +253,9 @@ def compute(
             today_missing=len(today),
             missing_hours=0,
         )
-    horizon = known_intensity["end"].max()
-    hourly = hourly_emissions(per_interval[per_interval["end"] <= horizon])
+    # Only whole hours up to the newest published intensity: an hour it cuts waits for the rest.
+    cut = known_intensity["end"].max().floor("h")
+    hourly = hourly_emissions(per_interval[per_interval["start"] < cut])
     epoch = pd.Timestamp(0, tz="UTC")
     hours = np.asarray(
         (hourly["start"] - epoch) // pd.Timedelta(seconds=1), dtype=np.int64
