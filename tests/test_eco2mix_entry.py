@@ -438,3 +438,25 @@ async def test_grid_entry_without_emissions_rebuilds_nothing(
             blocking=True,
             return_response=True,
         )
+
+
+async def test_a_refused_request_is_no_reauth(
+    hass: HomeAssistant, odre: Odre, tmp_path: Path, freezer: Any
+) -> None:
+    """ODRE has no credentials: a 403 fails the poll with its text, and asks for nothing."""
+    entry = grid_entry(tmp_path)
+    await setup(hass, entry)
+    odre.fail_with = 403
+    freezer.move_to(datetime(2026, 11, 20, 12, 18, tzinfo=UTC))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    coordinator = entry.runtime_data.coordinator
+    assert not coordinator.last_update_success
+    assert not hass.config_entries.flow.async_progress()
+    http = [r for r in coordinator.last_report.audit if r.endpoint != "poll"]
+    assert [(r.status, r.error) for r in http] == [(403, "HTTP 403: oops")]  # no retry
+
+    # A reauth started anyway (by hand) has nothing to ask.
+    result = await entry.start_reauth_flow(hass)
+    assert result["type"] == "abort"
+    assert result["reason"] == "reauth_not_supported"

@@ -247,7 +247,7 @@ async def test_outage_makes_sensors_unavailable_and_keeps_watermarks(
         assert store.get(meter) == before[meter]
     # The production policy: one request and three retries per serial, then it gives up.
     calls = [c for c in aioclient_mock.mock_calls if c[1].path.endswith("/consumption/")]
-    assert len(calls) == 4  # the first meter's failure ends the poll
+    assert len(calls) == 8  # every meter is tried (4 attempts each): one failing stops no other
     assert not list(loaded.async_get_active_flows(hass, {SOURCE_REAUTH}))
 
     # The supplier is back: the next poll brings the sensors back with the same values.

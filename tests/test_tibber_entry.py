@@ -37,7 +37,7 @@ from syrupy.assertion import SnapshotAssertion
 from custom_components import meterlake
 from custom_components.meterlake.config_flow import default_options
 from custom_components.meterlake.const import DOMAIN
-from custom_components.meterlake.sources.tibber import LIMITER
+from custom_components.meterlake.sources.tibber import LIMITER, meter_key
 
 from .test_tibber_source import HOMES, KEY_A, NOW, PRICES, PROD_A, TOKEN, Tibber, fx
 
@@ -278,3 +278,69 @@ async def test_refused_token_starts_reauth(
     flows = list(loaded.async_get_active_flows(hass, {SOURCE_REAUTH}))
     assert len(flows) == 1
     assert state_of(hass, KEY_A, "consumption_today").state == STATE_UNAVAILABLE
+
+
+async def test_price_ticks_neither_hide_a_failure_nor_delay_polls(
+    hass: HomeAssistant, loaded: MockConfigEntry, freezer: Any, aioclient_mock: AiohttpClientMocker
+) -> None:
+    coordinator = loaded.runtime_data.coordinator
+    # A failing poll an hour later (the history is due again).
+    aioclient_mock.clear_requests()
+    Tibber(aioclient_mock).on("", {"status": 500})
+    with patch("custom_components.meterlake.sources.base.RetryPolicy.delay", return_value=0):
+        freezer.tick(timedelta(minutes=61))
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done(wait_background_tasks=True)
+    assert not coordinator.last_update_success
+    assert state_of(hass, KEY_A, "consumption_today").state == STATE_UNAVAILABLE
+    due = coordinator._unsub_refresh  # the poll timer after the failure
+    # The next quarter hour moves the prices on, but the failure stays visible and the poll
+    # timer stays where it was.
+    freezer.move_to(datetime(2026, 3, 10, 11, 30, 1, tzinfo=UTC))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert not coordinator.last_update_success
+    assert state_of(hass, KEY_A, "consumption_today").state == STATE_UNAVAILABLE
+    assert coordinator._unsub_refresh is due
+
+
+async def test_a_home_gone_from_the_account_does_not_stop_the_others(
+    hass: HomeAssistant, freezer: Any, aioclient_mock: AiohttpClientMocker, tmp_path: Path
+) -> None:
+    freezer.move_to(NOW)
+    await hass.config.async_set_time_zone("Europe/Oslo")
+    gone = {
+        "id": "0000dead-0000-4000-8000-00000000beef",
+        "name": "Hytta",
+        "time_zone": "Europe/Oslo",
+        "currency": "NOK",
+        "production": False,
+    }
+    api = Tibber(aioclient_mock)
+    api.on(gone["id"], {"json": {"data": {"viewer": {"home": None}}}})
+    api.on("production(", {"json": fx("production_p1")})
+    api.history("consumption_p1", "consumption_p2", "consumption_p3")
+    api.on(PRICES, {"json": fx("prices")})
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Tibber",
+        data={"source": "tibber", "access_token": TOKEN, "homes": [gone, HOMES[0]]},
+        options=default_options() | {"archive_root": str(tmp_path / "lake"), "backfill_days": 4},
+        unique_id=USER_ID,
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    gone_key = meter_key(gone["id"])
+    assert entry.runtime_data.coordinator.failed.keys() == {gone_key}
+    assert state_of(hass, gone_key, "consumption_today").state == STATE_UNAVAILABLE
+    assert float(state_of(hass, KEY_A, "consumption_today").state) > 0
+
+    # The home answers again (here with the other home's pages): its entities come back.
+    api.routes.pop(0)
+    freezer.tick(timedelta(minutes=61))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert entry.runtime_data.coordinator.failed == {}
+    assert state_of(hass, gone_key, "consumption_today").state != STATE_UNAVAILABLE

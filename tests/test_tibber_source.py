@@ -748,9 +748,14 @@ async def test_malformed_price_info(
         {"json": {"data": {"viewer": {"home": {"currentSubscription": {"priceInfo": info}}}}}},
     )
     source = make_source(session)
-    with pytest.raises(SourcePayloadError, match=error) as caught:
+    with pytest.raises(SourceUnavailableError, match=error) as caught:
         await source.async_fetch(meter(source, KEY_A), t("2026-03-10 00:00"), NOW)
     assert [a.endpoint for a in caught.value.audit][-1] == "consumption-poll"
+    # A bad price answer does not cost the history already read: it comes back as partial.
+    partial = caught.value.partial
+    assert partial is not None
+    assert len(partial.intervals) == 8  # 00:00 to 07:00 UTC; 08:00 on are null
+    assert partial.complete_until == t("2026-03-10 08:00")
 
 
 async def test_price_nodes_are_checked(session: aiohttp.ClientSession, api: Tibber) -> None:
@@ -919,3 +924,23 @@ def test_module_layout() -> None:
     # The GraphQL client lives in tibber_api; tibber re-exports what the HA layer calls.
     assert tibber.async_read_account is tibber_api.async_read_account
     assert tibber.LIMITER is tibber_api.LIMITER
+
+
+@pytest.mark.parametrize("cached", [False, True])
+async def test_a_refused_token_on_prices_is_an_auth_error(
+    session: aiohttp.ClientSession, api: Tibber, cached: bool
+) -> None:
+    """Whatever the price cache holds, a refused token means reauth, not a price hiccup."""
+    clock = Clock(NOW)
+    source = make_source(session, now=clock)
+    imp = meter(source, KEY_A)
+    if cached:
+        api.history("consumption_p1")
+        api.on(PRICES, {"json": fx("prices_no_tomorrow")}, {"json": fx("error_invalid_token")})
+        await source.async_fetch(imp, t("2026-03-10 00:00"), NOW)
+        clock.now = NOW.replace(hour=12)  # 13:00 in Oslo: tomorrow's prices are due
+    else:
+        api.history("consumption_p1")
+        api.on(PRICES, {"json": fx("error_invalid_token")})
+    with pytest.raises(SourceAuthError):
+        await source.async_fetch(imp, t("2026-03-10 00:00"), clock.now)

@@ -257,9 +257,13 @@ class MeterLakeConfigFlow(ConfigFlow, domain=DOMAIN):
 
         Octopus asks for a new API key (`reauth_confirm`), Tibber for a new token.
         """
-        if entry_data.get(CONF_SOURCE) == SOURCE_TIBBER:
+        source = entry_data.get(CONF_SOURCE)
+        if source == SOURCE_TIBBER:
             return await self.async_step_reauth_confirm_tibber()
-        return await self.async_step_reauth_confirm()
+        if source == SOURCE_OCTOPUS:
+            return await self.async_step_reauth_confirm()
+        # The demo and eCO2mix have no credentials to renew.
+        return self.async_abort(reason="reauth_not_supported")
 
     async def async_step_reauth_confirm(
         self, user_input: dict[str, Any] | None = None

@@ -150,6 +150,8 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         self.last_report: PollReport | None = None
         # Set by setup for an eCO2mix entry linked to an electricity meter.
         self.emissions: EmissionsTracker | None = None
+        # Meters whose last poll failed while others succeeded: meter key -> error.
+        self.failed: dict[str, str] = {}
 
     @property
     def backfill(self) -> timedelta:
@@ -176,8 +178,17 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         self.last_report = report
         if self.recent is None:
             await self._async_prime(now)
+        failures: dict[str, UpdateFailed] = {}
         for meter in self.source.meters:
-            await self.async_poll_meter(meter, self.window_start(meter, now), now, report)
+            # One meter's failure (a Tibber home gone, say) must not stop the others; a refused
+            # credential (ConfigEntryAuthFailed) stops the poll, it is the same for every meter.
+            try:
+                await self.async_poll_meter(meter, self.window_start(meter, now), now, report)
+            except UpdateFailed as err:
+                failures[meter.key] = err
+        self._note_failures(failures)
+        if failures and len(failures) == len(self.source.meters):
+            raise next(iter(failures.values()))
         if self.emissions is not None:
             self.emissions.schedule()
         return await self.hass.async_add_executor_job(self._snapshots, dt_util.utcnow())
@@ -292,10 +303,26 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         tables = self.tables.get(meter.key)
         return None if tables is None else getattr(tables, name)
 
+    def _note_failures(self, failures: dict[str, UpdateFailed]) -> None:
+        """Remember which meters failed this poll (their entities go unavailable); log changes."""
+        for key, err in failures.items():
+            if key not in self.failed:
+                _LOGGER.warning("Polling %s failed: %s", key, err)
+        for key in self.failed.keys() - failures.keys():
+            _LOGGER.info("Polling %s works again", key)
+        self.failed = {key: str(err) for key, err in failures.items()}
+
     async def async_refresh_snapshots(self) -> None:
-        """Recompute the sensors' values now (after a backfill) and notify the entities."""
+        """Recompute the sensors' values now (after a backfill, a price slot, emissions).
+
+        Not a poll: a failed poll stays failed (entities unavailable) and the poll timer is left
+        alone, so this never hides an error nor postpones the next poll.
+        """
         data = await self.hass.async_add_executor_job(self._snapshots, dt_util.utcnow())
-        self.async_set_updated_data(data)
+        if not self.last_update_success:
+            return
+        self.data = data
+        self.async_update_listeners()
 
     async def async_stored_rows(
         self, meter: MeterInfo, start: datetime | None, end: datetime | None

@@ -100,6 +100,7 @@ async def async_get_config_entry_diagnostics(
                 "last_error": coordinator.statistics.last_error,
             },
             "last_update_success": coordinator.last_update_success,
+            "failed_meters": len(coordinator.failed),
         },
         TO_REDACT,
     )

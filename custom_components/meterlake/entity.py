@@ -49,5 +49,9 @@ class MeterLakeEntity(CoordinatorEntity[MeterLakeCoordinator]):
 
     @property
     def available(self) -> bool:
-        """Unavailable when the poll failed or the meter is no longer polled."""
-        return super().available and self.snapshot is not None
+        """Unavailable when the poll (or this meter's part of it) failed, or it is not polled."""
+        return (
+            super().available
+            and self.snapshot is not None
+            and self.meter.key not in self.coordinator.failed
+        )

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 REQUEST_TIMEOUT = 30.0
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 AUTH_STATUSES = frozenset({401, 403})
+# A server asking to wait longer than this is not waited for inside a poll: the poll fails with
+# the server's Retry-After, and the coordinator schedules the next one accordingly.
+MAX_RETRY_WAIT = 120.0
 
 
 class Executor(Protocol):
@@ -242,6 +245,9 @@ class HttpClient:
     audit: list[AuditRecord] = field(default_factory=list)
     raw: list[tuple[str, Any]] = field(default_factory=list)
     keep_raw: bool = False
+    # Statuses that mean "credentials refused" (reauth). Empty for a public API (eCO2mix): a
+    # 401/403 there is a refused request like any other 4xx.
+    auth_statuses: frozenset[int] = AUTH_STATUSES
 
     def scrub(self, text: str) -> str:
         """Remove every secret from `text`."""
@@ -269,7 +275,9 @@ class HttpClient:
             headers = {**(headers or {}), **auth}
         last_error = "no attempt"
         retry_after: float | None = None
+        tried = 0
         for attempt in range(self.policy.retries + 1):
+            tried = attempt + 1
             if attempt:
                 await self.sleep(self.policy.delay(attempt - 1, retry_after))
             started = time.monotonic()
@@ -294,15 +302,18 @@ class HttpClient:
             if status in RETRY_STATUSES:
                 last_error = f"HTTP {status}"
                 self._record(when, endpoint, status, 0, started, last_error)
+                if retry_after is not None and retry_after > MAX_RETRY_WAIT:
+                    break
                 continue
-            if status in AUTH_STATUSES:
-                self._record(when, endpoint, status, 0, started, f"HTTP {status}")
+            # Every refused request keeps the server's words in the audit (scrubbed).
+            detail = self.scrub(text[:200]) if status >= 400 else ""
+            if status in self.auth_statuses:
+                self._record(when, endpoint, status, 0, started, f"HTTP {status}: {detail}")
                 raise SourceAuthError(f"{self.supplier}: HTTP {status} on {endpoint}")
             if status == 404:
-                self._record(when, endpoint, status, 0, started, "HTTP 404")
+                self._record(when, endpoint, status, 0, started, f"HTTP 404: {detail}")
                 raise SourceNotFoundError(f"{self.supplier}: {endpoint} not found")
             if status >= 400:
-                detail = self.scrub(text[:200])
                 self._record(when, endpoint, status, 0, started, f"HTTP {status}: {detail}")
                 raise SourceRequestError(
                     f"{self.supplier}: HTTP {status} on {endpoint}: {detail}",
@@ -320,8 +331,7 @@ class HttpClient:
                 self.raw.append((endpoint, body))
             return body
         raise SourceUnavailableError(
-            f"{self.supplier}: {endpoint} failed after {self.policy.retries + 1} attempts "
-            f"({last_error})",
+            f"{self.supplier}: {endpoint} failed after {tried} attempts ({last_error})",
             retry_after=retry_after,
         )
 

@@ -49,6 +49,9 @@ SUPPLIER: Final = "eco2mix"
 API_BASE: Final = "https://odre.opendatasoft.com/api/explore/v2.1/catalog/datasets"
 NATIONAL: Final = "national"
 TIME_ZONE: Final = "Europe/Paris"
+# Built when the module is imported (Home Assistant imports sources in the executor): reading
+# tzdata from disk never happens on the event loop.
+PARIS: Final = ZoneInfo(TIME_ZONE)
 SLOT: Final = timedelta(minutes=15)
 
 PAGE_LIMIT: Final = 100
@@ -147,7 +150,9 @@ async def async_check(
 ) -> None:
     """Read one row of the perimeter's real-time dataset; raise a SourceError if that fails."""
     name = dataset(perimeter, consolidated=False)
-    client = HttpClient(session, SUPPLIER, policy=policy or RetryPolicy(), sleep=sleep)
+    client = HttpClient(
+        session, SUPPLIER, policy=policy or RetryPolicy(), sleep=sleep, auth_statuses=frozenset()
+    )
     params: dict[str, str | int] = {"limit": 1, "order_by": "date_heure desc"}
     if perimeter != NATIONAL:
         params["where"] = f"code_insee_region = '{perimeter}'"
@@ -226,6 +231,7 @@ class Eco2mixSource:
             policy=self._policy,
             sleep=self._sleep,
             keep_raw=self._keep_raw,
+            auth_statuses=frozenset(),  # a public API: 401/403 is a refused request
         )
         began, when = time.monotonic(), self._now()
         reads = _Reads()
@@ -322,7 +328,7 @@ class Eco2mixSource:
         """First poll after start, then the first poll after each 04:00 Paris time."""
         if self._refreshed_at is None:
             return True
-        local = now.astimezone(ZoneInfo(TIME_ZONE))
+        local = now.astimezone(PARIS)
         boundary = local.replace(hour=REFRESH_HOUR, minute=0, second=0, microsecond=0)
         if local < boundary:
             boundary -= timedelta(days=1)

@@ -43,6 +43,7 @@ from .base import (
     MeterInfo,
     PriceSlot,
     RetryPolicy,
+    SourceAuthError,
     SourceContext,
     SourceError,
     SourcePayloadError,
@@ -436,8 +437,13 @@ class TibberSource:
         """Refresh prices for a poll; an unavailable API is returned (the rows still count)."""
         try:
             note = await self._refresh_prices(client, meter, home_id, now)
+        except SourceAuthError:
+            raise
         except SourceUnavailableError as err:
             return err
+        except SourceError as err:
+            # A refused or malformed price answer must not cost the history already read.
+            return SourceUnavailableError(f"tibber: price-info failed ({err})")
         if note is not None:
             notes.append(note)
         return None
@@ -457,7 +463,9 @@ class TibberSource:
         self._price_asked[home_id] = now
         try:
             slots = await self._read_prices(client, home_id, meter.currency)
-        except SourceUnavailableError as err:
+        except SourceAuthError:
+            raise
+        except SourceError as err:
             if slot_at(cached, now) is None:
                 raise
             return f"prices kept ({err})"
