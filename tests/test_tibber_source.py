@@ -653,10 +653,10 @@ async def test_price_refresh_schedule(session: aiohttp.ClientSession, api: Tibbe
     await poll(t("2026-03-11 11:45"))
     assert asked == [t("2026-03-11 11:45")]
     # A cache that does not cover now (Tibber still answers with the 10th and 11th) is
-    # refreshed on every poll.
-    await poll(t("2026-03-12 09:00"))
-    await poll(t("2026-03-12 09:05"))
-    assert asked[-2:] == [t("2026-03-12 09:00"), t("2026-03-12 09:05")]
+    # refreshed on each poll, but never twice within 15 minutes.
+    for at in ("09:00", "09:05", "09:10", "09:15", "09:20", "09:30"):
+        await poll(t(f"2026-03-12 {at}"))
+    assert asked[-3:] == [t("2026-03-12 09:00"), t("2026-03-12 09:15"), t("2026-03-12 09:30")]
     # Home B was never polled.
     assert source.price_slots(meter(source, KEY_B)) == ()
 

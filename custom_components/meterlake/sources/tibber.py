@@ -532,12 +532,16 @@ def prices_due(
     """Whether the price cache needs a request now.
 
     Yes when nothing was asked yet or the cache does not cover now; and while tomorrow is
-    missing after 12:45 local time, every 15 minutes (at most 4 requests an hour).
+    missing after 12:45 local time, every 15 minutes. Never twice within 15 minutes (a home
+    without a subscription has no prices to cover now; backfill windows poll in a burst), so
+    at most 4 price requests an hour per home.
     """
-    if asked_at is None or slot_at(cached, now) is None:
+    if asked_at is None:
         return True
     if now - asked_at < PRICE_SPACING:
         return False
+    if slot_at(cached, now) is None:
+        return True
     if now.astimezone(zone).time() < TOMORROW_PUBLISHED:
         return False
     tomorrow_start, tomorrow_end = local_day(now, zone, 1)
