@@ -41,7 +41,7 @@ from custom_components.meterlake.analytics.intervals import empty_intervals
 from custom_components.meterlake.archive import Archive, ArchiveError
 from custom_components.meterlake.config_flow import default_options
 from custom_components.meterlake.const import DOMAIN
-from custom_components.meterlake.emissions import RECHECK, emissions_issue_id
+from custom_components.meterlake.emissions import DAILY_RECHECK, RECHECK, emissions_issue_id
 from custom_components.meterlake.sinks import ArchiveSink, archive_issue_id
 from custom_components.meterlake.sources.base import AuditRecord, FetchResult, MeterInfo
 from custom_components.meterlake.sources.eco2mix import Eco2mixSource
@@ -568,3 +568,29 @@ async def test_catch_up_after_a_complete_import_reads_nothing(
         await coordinator.async_catch_up_statistics()
     read.assert_not_called()
     assert coordinator.statistics.pending == {}
+
+
+@pytest.mark.usefixtures("odre")
+async def test_first_run_of_a_day_rechecks_the_consolidated_window(
+    hass: HomeAssistant, tmp_path: Path, demo_entry: MockConfigEntry
+) -> None:
+    """Once a day the emissions reach back as far as RTE's consolidated refresh (45 days)."""
+    entry = await setup_linked(hass, tmp_path, demo_entry)
+    tracker = entry.runtime_data.coordinator.emissions
+    assert tracker is not None
+    last = max(await co2_hours(hass))
+    demo_coordinator = demo_entry.runtime_data.coordinator
+    read_from: list[datetime | None] = []
+    stored_rows = demo_coordinator.async_stored_rows
+
+    async def recording(
+        meter: MeterInfo, start: datetime | None, end: datetime | None
+    ) -> pd.DataFrame | None:
+        read_from.append(start)
+        return await stored_rows(meter, start, end)
+
+    with patch.object(demo_coordinator, "async_stored_rows", recording):
+        tracker._deep_checked = (NOW - timedelta(days=1)).date()  # a run of yesterday
+        await tracker.async_update()
+        await tracker.async_update()  # the same day again: the short window
+    assert read_from == [last - DAILY_RECHECK, last - RECHECK]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 import logging
 from typing import TYPE_CHECKING, Final
 
@@ -44,9 +44,11 @@ _LOGGER = logging.getLogger(__name__)
 
 SUFFIX_CO2: Final = "co2"
 UNIT_KG: Final = "kg"
-# Each run recomputes this far back, so that late or consolidated intensities and late meter
-# corrections replace earlier hours.
+# Each run recomputes this far back, so that late intensities and late meter corrections replace
+# earlier hours; once a day it reaches as far back as the eCO2mix consolidated refresh (45 days),
+# so consolidated intensities and holes they fill reach the statistic too.
 RECHECK: Final = timedelta(days=2)
+DAILY_RECHECK: Final = timedelta(days=45)
 HOUR: Final = timedelta(hours=1)
 
 
@@ -86,6 +88,7 @@ class EmissionsTracker:
         self.missing_hours: int | None = None
         self.hours_written = 0
         self.intervals = 0
+        self._deep_checked: date | None = None
         self._started = False
         self._task: asyncio.Task[None] | None = None
 
@@ -164,11 +167,16 @@ class EmissionsTracker:
         now = dt_util.utcnow()
         today_start = dt_util.as_utc(dt_util.start_of_local_day())
         last = await statistics.async_last_hour(self.hass, stat_id)
+        today = dt_util.now().date()
         if since is not None:
             start = since
         elif last is None:
+            self._deep_checked = today
             days = int(self.entry.options.get(CONF_BACKFILL_DAYS, DEFAULT_BACKFILL_DAYS))
             start = now - timedelta(days=days)
+        elif self._deep_checked != today:
+            self._deep_checked = today
+            start = last - DAILY_RECHECK
         else:
             start = last - RECHECK
         start = min(start, today_start).replace(minute=0, second=0, microsecond=0)
