@@ -21,7 +21,7 @@ from homeassistant.components.recorder.statistics import statistics_during_perio
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_UNAVAILABLE, Platform
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import ServiceValidationError
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.helpers.recorder import get_instance
 import pytest
@@ -44,7 +44,7 @@ from custom_components import meterlake
 from custom_components.meterlake.config_flow import default_options
 from custom_components.meterlake.const import DOMAIN
 from custom_components.meterlake.emissions import emissions_issue_id
-from custom_components.meterlake.sources.base import RetryPolicy
+from custom_components.meterlake.sources.base import RetryPolicy, SourceUnavailableError
 
 from .conftest import DEMO_NOW
 
@@ -397,6 +397,10 @@ async def test_backfill_and_rebuild_on_a_grid_entry(
         f"SELECT count(*) FROM read_parquet('{root}/grid_mix/**/*.parquet', hive_partitioning=1)"
     ).fetchall()[0]
     assert count == int((PUBLISHED - (NOW.replace(minute=0) - timedelta(days=5))) / QUARTER)
+    # The backfilled grid reaches the emissions at once: five days of hours now.
+    await async_wait_recording_done(hass)
+    hours = [datetime.fromtimestamp(r["start"], UTC) for r in await co2_rows(hass)]
+    assert hours[0] == NOW.replace(minute=0) - timedelta(days=5)
     # Stored now: a second backfill skips the window.
     response = await hass.services.async_call(
         DOMAIN,
@@ -460,3 +464,63 @@ async def test_a_refused_request_is_no_reauth(
     result = await entry.start_reauth_flow(hass)
     assert result["type"] == "abort"
     assert result["reason"] == "reauth_not_supported"
+
+
+async def test_rebuild_needs_the_linked_meter(
+    hass: HomeAssistant, odre: Odre, tmp_path: Path, demo_entry: MockConfigEntry
+) -> None:
+    """Without the meter's entry there is nothing to rebuild from: refuse, keep the statistic."""
+    entry = await setup_linked(hass, tmp_path, demo_entry)
+    before = await co2_rows(hass)
+    assert before
+    assert await hass.config_entries.async_unload(demo_entry.entry_id)
+    with pytest.raises(HomeAssistantError) as caught:
+        await hass.services.async_call(
+            DOMAIN,
+            "rebuild_statistics",
+            {"config_entry": entry.entry_id},
+            blocking=True,
+            return_response=True,
+        )
+    assert caught.value.translation_key == "emissions_meter_missing"
+    await async_wait_recording_done(hass)
+    assert await co2_rows(hass) == before
+
+
+async def test_aligned_polls_wait_for_retry_after_and_never_overlap(
+    hass: HomeAssistant, odre: Odre, tmp_path: Path, freezer: Any
+) -> None:
+    entry = grid_entry(tmp_path)
+    await setup(hass, entry)
+    coordinator = entry.runtime_data.coordinator
+    # ODRE asks for an hour (a 429 with Retry-After: 3600, as the HTTP client reports it).
+    with patch(
+        "custom_components.meterlake.sources.eco2mix.HttpClient.request",
+        side_effect=SourceUnavailableError("ODRE: busy", retry_after=3600),
+    ):
+        freezer.move_to(datetime(2026, 11, 20, 12, 18, tzinfo=UTC))
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done(wait_background_tasks=True)
+    assert not coordinator.last_update_success
+    assert coordinator.not_before == datetime(2026, 11, 20, 13, 18, tzinfo=UTC)
+    calls = len(odre.calls)
+    # 12:33 and 12:48: the server asked for an hour; no request.
+    for minute in (33, 48):
+        freezer.move_to(datetime(2026, 11, 20, 12, minute, tzinfo=UTC))
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done(wait_background_tasks=True)
+    assert len(odre.calls) == calls
+    # A tick while a poll is still running starts no second one.
+    coordinator.not_before = None
+    coordinator.polling = True
+    freezer.move_to(datetime(2026, 11, 20, 13, 3, tzinfo=UTC))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert len(odre.calls) == calls
+    coordinator.polling = False
+    freezer.move_to(datetime(2026, 11, 20, 13, 18, tzinfo=UTC))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert len(odre.calls) > calls
+    assert coordinator.last_update_success
+    assert coordinator.not_before is None

@@ -594,3 +594,18 @@ async def test_first_run_of_a_day_rechecks_the_consolidated_window(
         await tracker.async_update()
         await tracker.async_update()  # the same day again: the short window
     assert read_from == [last - DAILY_RECHECK, last - RECHECK]
+
+
+@pytest.mark.usefixtures("odre")
+async def test_no_emissions_run_starts_for_an_unloaded_entry(
+    hass: HomeAssistant, tmp_path: Path, demo_entry: MockConfigEntry
+) -> None:
+    """A poll finishing after unload must not leave a task behind on the unloaded entry."""
+    entry = await setup_linked(hass, tmp_path, demo_entry)
+    tracker = entry.runtime_data.coordinator.emissions
+    assert tracker is not None
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    with patch.object(tracker, "async_update", AsyncMock()) as update:
+        tracker.schedule()
+        await hass.async_block_till_done(wait_background_tasks=True)
+    update.assert_not_called()

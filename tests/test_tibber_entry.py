@@ -18,6 +18,7 @@ from homeassistant.components.recorder.statistics import statistics_during_perio
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
 from homeassistant.const import STATE_ON, STATE_UNAVAILABLE, Platform
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.recorder import get_instance
 import pytest
@@ -305,7 +306,10 @@ async def test_price_ticks_neither_hide_a_failure_nor_delay_polls(
 
 
 async def test_a_home_gone_from_the_account_does_not_stop_the_others(
-    hass: HomeAssistant, freezer: Any, aioclient_mock: AiohttpClientMocker, tmp_path: Path
+    hass: HomeAssistant,
+    freezer: Any,
+    aioclient_mock: AiohttpClientMocker,
+    tmp_path: Path,
 ) -> None:
     freezer.move_to(NOW)
     await hass.config.async_set_time_zone("Europe/Oslo")
@@ -337,6 +341,28 @@ async def test_a_home_gone_from_the_account_does_not_stop_the_others(
     assert state_of(hass, gone_key, "consumption_today").state == STATE_UNAVAILABLE
     assert float(state_of(hass, KEY_A, "consumption_today").state) > 0
 
+    # The backfill action goes on past the failing home, and says which one failed.
+    response = await hass.services.async_call(
+        DOMAIN,
+        "backfill",
+        {"config_entry": entry.entry_id, "days": 20, "force": True},
+        blocking=True,
+        return_response=True,
+    )
+    meters = response["meters"]  # type: ignore[index]
+    assert "not found" in meters[gone_key]["error"]
+    assert "error" not in meters[KEY_A]
+    assert meters[KEY_A]["windows_fetched"] == 1
+    # Diagnostics name the failing meter by its index in `meters`, the key redacted.
+    from custom_components.meterlake.diagnostics import (
+        async_get_config_entry_diagnostics,
+    )
+
+    diagnostics = await async_get_config_entry_diagnostics(hass, entry)
+    assert list(diagnostics["failed_meters"]) == ["meter_0"]
+    assert diagnostics["watermarks"]["meter_0"] is None
+    assert diagnostics["watermarks"]["meter_1"] is not None
+
     # The home answers again (here with the other home's pages): its entities come back.
     api.routes.pop(0)
     freezer.tick(timedelta(minutes=61))
@@ -344,3 +370,47 @@ async def test_a_home_gone_from_the_account_does_not_stop_the_others(
     await hass.async_block_till_done(wait_background_tasks=True)
     assert entry.runtime_data.coordinator.failed == {}
     assert state_of(hass, gone_key, "consumption_today").state != STATE_UNAVAILABLE
+
+
+async def test_prices_stay_available_through_a_history_outage(
+    hass: HomeAssistant, loaded: MockConfigEntry, freezer: Any, aioclient_mock: AiohttpClientMocker
+) -> None:
+    """The quarter hour's price is cached and valid: a failing history read does not hide it."""
+    aioclient_mock.clear_requests()
+    api = Tibber(aioclient_mock)
+    api.on("consumption(", {"status": 500})
+    api.on("production(", {"status": 500})
+    api.on(PRICES, {"json": fx("prices")})
+    with patch("custom_components.meterlake.sources.base.RetryPolicy.delay", return_value=0):
+        freezer.tick(timedelta(minutes=61))
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done(wait_background_tasks=True)
+    assert not loaded.runtime_data.coordinator.last_update_success
+    assert state_of(hass, KEY_A, "consumption_today").state == STATE_UNAVAILABLE
+    # 12:21 in Oslo: the 12:15 slot (0.50 + 0.01 x 49), from the cache.
+    assert float(state_of(hass, KEY_A, "current_rate").state) == pytest.approx(0.99)
+    assert state_of(hass, KEY_A, "price_level").state == "normal"
+    assert state_of(hass, KEY_A, "tomorrow_prices", "binary_sensor").state == STATE_ON
+    # The next quarter hour moves the price on, the history still failing.
+    freezer.move_to(datetime(2026, 3, 10, 11, 30, 1, tzinfo=UTC))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert float(state_of(hass, KEY_A, "current_rate").state) == pytest.approx(1.0)
+    assert state_of(hass, KEY_A, "consumption_today").state == STATE_UNAVAILABLE
+
+
+async def test_a_refused_token_stops_the_backfill(
+    hass: HomeAssistant, loaded: MockConfigEntry, aioclient_mock: AiohttpClientMocker
+) -> None:
+    aioclient_mock.clear_requests()
+    Tibber(aioclient_mock).on("", {"status": 401, "text": "unauthorized"})
+    with pytest.raises(HomeAssistantError) as caught:
+        await hass.services.async_call(
+            DOMAIN,
+            "backfill",
+            {"config_entry": loaded.entry_id, "days": 20, "force": True},
+            blocking=True,
+            return_response=True,
+        )
+    assert caught.value.translation_key == "backfill_failed"
+    assert aioclient_mock.call_count == 1  # the same token for every home: no more asking

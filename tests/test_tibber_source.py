@@ -788,28 +788,31 @@ async def test_price_nodes_are_checked(session: aiohttp.ClientSession, api: Tibb
 async def test_failure_after_a_page_keeps_it(session: aiohttp.ClientSession, api: Tibber) -> None:
     api.on(before("consumption_p1"), {"status": 503})
     api.on(FIRST_PAGE, {"json": fx("consumption_p1")})
+    api.on(PRICES, {"json": fx("prices")})
     slept: list[float] = []
 
     async def sleep(seconds: float) -> None:
         slept.append(seconds)
 
     source = make_source(session, sleep=sleep)
+    imp = meter(source, KEY_A)
     with pytest.raises(SourceUnavailableError) as caught:
-        await source.async_fetch(meter(source, KEY_A), t("2026-03-08 23:00"), NOW)
+        await source.async_fetch(imp, t("2026-03-08 23:00"), NOW)
     error = caught.value
     assert api.count(before("consumption_p1")) == 4 and len(slept) == 3
-    assert api.count(PRICES) == 0
+    # The prices are their own request: the history outage does not leave them stale.
+    assert api.count(PRICES) == 1
+    assert len(source.price_slots(imp)) == 192
     partial = error.partial
     assert partial is not None
     # Page 1's known hours (48..68) are kept; the watermark may not move past the gap.
     assert len(partial.intervals) == 21 and partial.complete_until is None
-    assert [a.status for a in error.audit] == [200, 503, 503, 503, 503, None]
+    assert [a.status for a in error.audit] == [200, 503, 503, 503, 503, 200, None]
     assert partial.audit[-1].error == "consumption read incomplete"
     assert no_token(error, error.audit)
 
     # Nothing was throttled by the failed poll: the next one reads again.
     api.routes[0] = (before("consumption_p1"), [{"json": fx("consumption_p2")}])
-    api.on(PRICES, {"json": fx("prices")})
     result = await source.async_fetch(meter(source, KEY_A), t("2026-03-08 23:00"), NOW)
     assert len(result.intervals) == 33
 

@@ -116,8 +116,16 @@ def _async_schedule(
     """Clock-aligned work: aligned polls, and price sensors moving on each quarter hour."""
     if aligned:
 
-        async def _poll(_now: datetime) -> None:
-            await coordinator.async_refresh()
+        @callback
+        def _poll(now: datetime) -> None:
+            # An entry task: unloading the entry cancels a poll that is still running.
+            if hass.is_stopping or (coordinator.not_before and now < coordinator.not_before):
+                return
+            if coordinator.polling:
+                return
+            entry.async_create_background_task(
+                hass, coordinator.async_refresh(), f"{DOMAIN} aligned poll {entry.entry_id}"
+            )
 
         entry.async_on_unload(
             async_track_utc_time_change(hass, _poll, minute=list(aligned), second=0)

@@ -28,12 +28,15 @@ class MeterLakeBinarySensorDescription(BinarySensorEntityDescription):
     """How one binary sensor reads its state from a meter's snapshot."""
 
     value_fn: Callable[[MeterSnapshot], bool | None]
+    # Available while cached spot prices cover now, whatever the last poll did.
+    from_prices: bool = False
 
 
 TOMORROW_PRICES = MeterLakeBinarySensorDescription(
     key="tomorrow_prices",
     translation_key="tomorrow_prices",
     value_fn=lambda s: None if s.prices is None else s.prices.tomorrow_available,
+    from_prices=True,
 )
 
 

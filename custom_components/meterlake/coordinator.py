@@ -152,6 +152,9 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         self.emissions: EmissionsTracker | None = None
         # Meters whose last poll failed while others succeeded: meter key -> error.
         self.failed: dict[str, str] = {}
+        # Clock-aligned polls (eCO2mix) wait until then after a server asked to (Retry-After).
+        self.not_before: datetime | None = None
+        self.polling = False
 
     @property
     def backfill(self) -> timedelta:
@@ -173,6 +176,13 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         return floor_to(start, HOUR)
 
     async def _async_update_data(self) -> dict[str, MeterSnapshot]:
+        self.polling = True
+        try:
+            return await self._async_poll()
+        finally:
+            self.polling = False
+
+    async def _async_poll(self) -> dict[str, MeterSnapshot]:
         now = dt_util.utcnow()
         report = PollReport(started=now)
         self.last_report = report
@@ -188,7 +198,11 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
                 failures[meter.key] = err
         self._note_failures(failures)
         if failures and len(failures) == len(self.source.meters):
-            raise next(iter(failures.values()))
+            failed = next(iter(failures.values()))
+            retry_after = getattr(failed, "retry_after", None)
+            self.not_before = now + timedelta(seconds=retry_after) if retry_after else None
+            raise failed
+        self.not_before = None
         if self.emissions is not None:
             self.emissions.schedule()
         return await self.hass.async_add_executor_job(self._snapshots, dt_util.utcnow())
@@ -315,13 +329,11 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
     async def async_refresh_snapshots(self) -> None:
         """Recompute the sensors' values now (after a backfill, a price slot, emissions).
 
-        Not a poll: a failed poll stays failed (entities unavailable) and the poll timer is left
-        alone, so this never hides an error nor postpones the next poll.
+        Not a poll: `last_update_success` and the poll timer are left alone, so a failed poll
+        stays failed (its entities unavailable) and the next poll is not postponed; entities
+        that live on cached spot prices move on.
         """
-        data = await self.hass.async_add_executor_job(self._snapshots, dt_util.utcnow())
-        if not self.last_update_success:
-            return
-        self.data = data
+        self.data = await self.hass.async_add_executor_job(self._snapshots, dt_util.utcnow())
         self.async_update_listeners()
 
     async def async_stored_rows(

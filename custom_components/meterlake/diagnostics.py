@@ -57,9 +57,11 @@ async def async_get_config_entry_diagnostics(
         }
         for meter in coordinator.source.meters
     ]
+    data = coordinator.data or {}
     snapshots = {
-        f"meter_{index}": _snapshot_dict(snapshot)
-        for index, snapshot in enumerate((coordinator.data or {}).values())
+        f"meter_{index}": _snapshot_dict(data[meter.key])
+        for index, meter in enumerate(coordinator.source.meters)
+        if meter.key in data
     }
     return async_redact_data(
         {
@@ -70,15 +72,18 @@ async def async_get_config_entry_diagnostics(
                 "unique_id": entry.unique_id,
             },
             "meters": meters,
+            # Meter keys are redacted: every per-meter field is indexed like `meters`.
             "watermarks": {
-                f"meter_{index}": value
-                for index, value in enumerate(coordinator.store.as_dict().values())
+                f"meter_{index}": None
+                if (mark := coordinator.store.get(meter.key)) is None
+                else mark.isoformat()
+                for index, meter in enumerate(coordinator.source.meters)
             },
             "last_poll": None
             if report is None
             else {
                 "started": report.started.isoformat(),
-                "rows": list(report.rows.values()),
+                "rows": [report.rows.get(meter.key, 0) for meter in coordinator.source.meters],
                 "requests": [
                     {
                         "endpoint": record.endpoint,
@@ -100,7 +105,11 @@ async def async_get_config_entry_diagnostics(
                 "last_error": coordinator.statistics.last_error,
             },
             "last_update_success": coordinator.last_update_success,
-            "failed_meters": len(coordinator.failed),
+            "failed_meters": {
+                f"meter_{index}": coordinator.failed[meter.key].replace(meter.key, "***")
+                for index, meter in enumerate(coordinator.source.meters)
+                if meter.key in coordinator.failed
+            },
         },
         TO_REDACT,
     )

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Final
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.recorder import get_instance
 from homeassistant.helpers.start import async_at_started
@@ -89,6 +90,7 @@ class EmissionsTracker:
         self.hours_written = 0
         self.intervals = 0
         self._deep_checked: date | None = None
+        self._lock = asyncio.Lock()
         self._started = False
         self._task: asyncio.Task[None] | None = None
 
@@ -102,12 +104,23 @@ class EmissionsTracker:
         self.entry.async_on_unload(async_at_started(self.hass, _begin))
 
     def schedule(self) -> None:
-        """Recompute in the background after a poll, unless a run is going on."""
-        if not self._started or (self._task is not None and not self._task.done()):
+        """Recompute in the background after a poll, unless a run is going on.
+
+        Nothing starts for an entry that is unloading: its tasks would outlive it.
+        """
+        if not self._started or self.entry.state not in (
+            ConfigEntryState.LOADED,
+            ConfigEntryState.SETUP_IN_PROGRESS,
+        ):
+            return
+        if self._task is not None and not self._task.done():
             return
         self._task = self.entry.async_create_background_task(
-            self.hass, self.async_update(), f"{DOMAIN} emissions {self.entry.entry_id}"
+            self.hass, self._async_background(), f"{DOMAIN} emissions {self.entry.entry_id}"
         )
+
+    async def _async_background(self) -> None:
+        await self.async_update()
 
     def find_meter(self) -> tuple[MeterInfo, MeterLakeCoordinator] | None:
         """The linked meter and the coordinator of its (loaded) entry."""
@@ -129,23 +142,38 @@ class EmissionsTracker:
         """
         from . import statistics
 
-        if start is None:
-            stat_id = statistics.statistic_id(self.meter_key, SUFFIX_CO2)
-            get_instance(self.hass).async_clear_statistics([stat_id])
-            await statistics.async_recorder_done(self.hass)
-            # From the first stored quarter-hour of the grid: nothing before it can be known.
-            grid = await self.coordinator.archive.async_read_grid(
-                self.coordinator.source.meters[0], None, None
+        if self.find_meter() is None:
+            # Clearing now would lose the statistic with nothing to rebuild it from.
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="emissions_meter_missing",
+                translation_placeholders={"meter": self.meter_key},
             )
-            if grid is not None and not grid.empty:
-                start = grid["start"].min().to_pydatetime()
-        await self.async_update(since=start)
-        return self.intervals, self.hours_written
+        async with self._lock:
+            if start is None:
+                stat_id = statistics.statistic_id(self.meter_key, SUFFIX_CO2)
+                get_instance(self.hass).async_clear_statistics([stat_id])
+                await statistics.async_recorder_done(self.hass)
+                # From the first stored quarter-hour of the grid: nothing before it is known.
+                grid = await self.coordinator.archive.async_read_grid(
+                    self.coordinator.source.meters[0], None, None
+                )
+                if grid is not None and not grid.empty:
+                    start = grid["start"].min().to_pydatetime()
+            return await self._async_update(since=start)
 
-    async def async_update(self, since: datetime | None = None) -> None:
-        """Recompute the recent hours (or from `since`), import them, refresh today's figure."""
+    async def async_update(self, since: datetime | None = None) -> tuple[int, int]:
+        """Recompute the recent hours (or from `since`), import them, refresh today's figure.
+
+        Returns (meter intervals read, hours written). Runs one at a time.
+        """
+        async with self._lock:
+            return await self._async_update(since)
+
+    async def _async_update(self, since: datetime | None) -> tuple[int, int]:
         from . import statistics
 
+        self.intervals = self.hours_written = 0
         found = self.find_meter()
         issue_id = emissions_issue_id(self.entry.entry_id)
         if found is None:
@@ -160,7 +188,7 @@ class EmissionsTracker:
                 translation_placeholders={"meter": self.meter_key, "entry": self.entry.title},
             )
             await self.coordinator.async_refresh_snapshots()
-            return
+            return 0, 0
         ir.async_delete_issue(self.hass, DOMAIN, issue_id)
         meter, meter_coordinator = found
         stat_id = statistics.statistic_id(meter.key, SUFFIX_CO2)
@@ -168,14 +196,13 @@ class EmissionsTracker:
         today_start = dt_util.as_utc(dt_util.start_of_local_day())
         last = await statistics.async_last_hour(self.hass, stat_id)
         today = dt_util.now().date()
+        deep = since is None and (last is None or self._deep_checked != today)
         if since is not None:
             start = since
         elif last is None:
-            self._deep_checked = today
             days = int(self.entry.options.get(CONF_BACKFILL_DAYS, DEFAULT_BACKFILL_DAYS))
             start = now - timedelta(days=days)
-        elif self._deep_checked != today:
-            self._deep_checked = today
+        elif deep:
             start = last - DAILY_RECHECK
         else:
             start = last - RECHECK
@@ -201,7 +228,10 @@ class EmissionsTracker:
             known=figures.known,
         )
         _LOGGER.debug("%s: %d hours of emissions written", stat_id, self.hours_written)
+        if deep:
+            self._deep_checked = today  # only once the long recheck went through
         await self.coordinator.async_refresh_snapshots()
+        return self.intervals, self.hours_written
 
 
 def compute(

@@ -49,9 +49,20 @@ class MeterLakeEntity(CoordinatorEntity[MeterLakeCoordinator]):
 
     @property
     def available(self) -> bool:
-        """Unavailable when the poll (or this meter's part of it) failed, or it is not polled."""
+        """Unavailable when the poll (or this meter's part of it) failed, or it is not polled.
+
+        Entities living on cached spot prices stay available while the cache covers now: a
+        history outage does not make the price of the current quarter hour unknown.
+        """
+        snapshot = self.snapshot
+        if (
+            getattr(self.entity_description, "from_prices", False)
+            and snapshot is not None
+            and snapshot.prices is not None
+        ):
+            return snapshot.prices.current is not None
         return (
             super().available
-            and self.snapshot is not None
+            and snapshot is not None
             and self.meter.key not in self.coordinator.failed
         )

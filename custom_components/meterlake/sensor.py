@@ -74,6 +74,8 @@ class MeterLakeSensorDescription(SensorEntityDescription):
     exists_fn: Callable[[MeterInfo], bool] = lambda meter: True
     # False: unavailable for this meter whatever the data (a region has no carbon intensity).
     available_fn: Callable[[MeterInfo], bool] = lambda meter: True
+    # Available while cached spot prices cover now, whatever the last poll did.
+    from_prices: bool = False
 
 
 def _has_currency(meter: MeterInfo) -> bool:
@@ -113,6 +115,7 @@ def _price(
         value_fn=lambda s: None if s.prices is None else value_fn(s.prices),
         unit_fn=_rate_unit,
         suggested_display_precision=4,
+        from_prices=True,
     )
 
 
@@ -160,6 +163,7 @@ SENSORS: tuple[MeterLakeSensorDescription, ...] = (
         suggested_display_precision=4,
         attributes_fn=_rate_attributes,
         exists_fn=_has_currency,
+        from_prices=True,
     ),
     MeterLakeSensorDescription(
         key="next_rate",
@@ -169,6 +173,7 @@ SENSORS: tuple[MeterLakeSensorDescription, ...] = (
         suggested_display_precision=4,
         attributes_fn=_next_rate_attributes,
         exists_fn=_has_currency,
+        from_prices=True,
     ),
     MeterLakeSensorDescription(
         key="standing_charge",
@@ -215,6 +220,7 @@ PRICE_SENSORS: tuple[MeterLakeSensorDescription, ...] = (
         value_fn=lambda s: None if s.prices is None else s.prices.current_level,
         device_class=SensorDeviceClass.ENUM,
         options=PRICE_LEVELS,
+        from_prices=True,
     ),
     _price("price_min_today", lambda p: p.today_min),
     _price("price_max_today", lambda p: p.today_max),

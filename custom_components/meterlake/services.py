@@ -10,7 +10,11 @@ from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.exceptions import (
+    ConfigEntryAuthFailed,
+    HomeAssistantError,
+    ServiceValidationError,
+)
 from homeassistant.helpers import config_validation as cv
 from homeassistant.util import dt as dt_util
 import probatio as vol
@@ -113,8 +117,30 @@ async def _async_backfill(call: ServiceCall) -> ServiceResponse:
         )
     finally:
         coordinator.statistics.release()
+    await _async_refresh_emissions(call.hass, coordinator, start)
     await coordinator.async_refresh_snapshots()
+    if summary and all("error" in item for item in summary.values()):
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="backfill_failed",
+            translation_placeholders={
+                "error": "; ".join(str(item["error"]) for item in summary.values())
+            },
+        )
     return {"meters": summary}
+
+
+async def _async_refresh_emissions(
+    hass: HomeAssistant, coordinator: MeterLakeCoordinator, start: datetime
+) -> None:
+    """Backfilled grid data or meter rows reach the emissions statistics they feed."""
+    keys = {meter.key for meter in coordinator.source.meters}
+    for entry in hass.config_entries.async_loaded_entries(DOMAIN):
+        tracker = entry.runtime_data.coordinator.emissions
+        if tracker is None:
+            continue
+        if tracker.coordinator is coordinator or tracker.meter_key in keys:
+            await tracker.async_update(since=start)
 
 
 async def _backfill_meters(
@@ -130,6 +156,7 @@ async def _backfill_meters(
     for meter in coordinator.source.meters:
         fetched = skipped = 0
         missing = 0
+        error: str | None = None
         for window_start, window_end in backfill_windows(start, now):
             if not force and await coordinator.async_is_stored(meter, window_start, window_end):
                 skipped += 1
@@ -138,12 +165,16 @@ async def _backfill_meters(
                     result = await coordinator.async_poll_meter(
                         meter, window_start, window_end, report
                     )
-                except HomeAssistantError as err:
+                except ConfigEntryAuthFailed as err:
                     raise HomeAssistantError(
                         translation_domain=DOMAIN,
                         translation_key="backfill_failed",
                         translation_placeholders={"error": str(err)},
                     ) from err
+                except HomeAssistantError as err:
+                    # This meter stops here (what was read is stored); the others go on.
+                    error = str(err)
+                    break
                 fetched += 1
                 missing += await coordinator.async_missing(meter, result, window_start, window_end)
             _LOGGER.info(
@@ -154,7 +185,10 @@ async def _backfill_meters(
                 fetched,
                 skipped,
             )
+        if error is None:
+            coordinator.failed.pop(meter.key, None)
         summary[meter.key] = {
+            **({"error": error} if error is not None else {}),
             "windows_fetched": fetched,
             "windows_skipped": skipped,
             "rows_fetched": report.rows.get(meter.key, 0),

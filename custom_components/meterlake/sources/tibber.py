@@ -261,7 +261,8 @@ class TibberSource:
         try:
             if not throttled:
                 nodes, failure = await self._read_history(client, home_id, series, start, end)
-            if failure is None and not meter.is_export:
+            # Prices are their own request: a history outage must not leave them stale.
+            if not meter.is_export:
                 price_failure = await self._poll_prices(client, meter, home_id, now, notes)
         except SourceError as err:
             err.audit = [*client.audit, self._poll_row(series, 0, [*notes, type(err).__name__])]
