@@ -39,7 +39,6 @@ from pytest_homeassistant_custom_component.test_util.aiohttp import (  # type: i
 from custom_components.meterlake.analytics.grid import empty_grid
 from custom_components.meterlake.analytics.intervals import empty_intervals
 from custom_components.meterlake.archive import Archive, ArchiveError
-from custom_components.meterlake.config_flow import default_options
 from custom_components.meterlake.const import DOMAIN
 from custom_components.meterlake.emissions import DAILY_RECHECK, RECHECK, emissions_issue_id
 from custom_components.meterlake.sinks import ArchiveSink, archive_issue_id
@@ -70,6 +69,7 @@ from .test_tibber_entry import (
     _fresh_limiter,  # noqa: F401 - autouse: the Tibber rate limiter starts empty
     consumption_nodes,
     loaded,  # noqa: F401 - fixture
+    make_tibber_entry,
     node_cost,
     serve,
     state_of as tibber_state_of,
@@ -467,13 +467,7 @@ async def test_spot_prices_of_a_home_without_currency(
     freezer.move_to(TIBBER_NOW)
     await hass.config.async_set_time_zone("Europe/Oslo")
     serve(aioclient_mock)
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="Tibber (Kari Nordmann)",
-        data={"source": "tibber", "access_token": TOKEN, "homes": [HOMES[0] | {"currency": None}]},
-        options=default_options() | {"archive_root": str(tmp_path / "lake"), "backfill_days": 4},
-        unique_id=USER_ID,
-    )
+    entry = make_tibber_entry(tmp_path, [HOMES[0] | {"currency": None}])
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
@@ -517,18 +511,7 @@ async def test_tibber_cost_with_the_standing_charge_option(
     freezer.move_to(TIBBER_NOW)
     await hass.config.async_set_time_zone("Europe/Oslo")
     serve(aioclient_mock)
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="Tibber (Kari Nordmann)",
-        data={"source": "tibber", "access_token": TOKEN, "homes": [HOMES[0]]},
-        options=default_options()
-        | {
-            "archive_root": str(tmp_path / "lake"),
-            "backfill_days": 4,
-            "standing_charge_in_cost": True,
-        },
-        unique_id=USER_ID,
-    )
+    entry = make_tibber_entry(tmp_path, standing_charge_in_cost=True)
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done(wait_background_tasks=True)

@@ -83,11 +83,20 @@ def node_cost(node: dict[str, Any]) -> float | None:
 
 @pytest.fixture
 def tibber_entry(tmp_path: Path) -> MockConfigEntry:
+    return make_tibber_entry(tmp_path)
+
+
+def make_tibber_entry(
+    tmp_path: Path, homes: list[dict[str, Any]] | None = None, **options: Any
+) -> MockConfigEntry:
+    """The entry the flow creates for the fixture user (home A by default)."""
     return MockConfigEntry(
         domain=DOMAIN,
         title="Tibber (Kari Nordmann)",
-        data={"source": "tibber", "access_token": TOKEN, "homes": [HOMES[0]]},
-        options=default_options() | {"archive_root": str(tmp_path / "lake"), "backfill_days": 4},
+        data={"source": "tibber", "access_token": TOKEN, "homes": homes or [HOMES[0]]},
+        options=default_options()
+        | {"archive_root": str(tmp_path / "lake"), "backfill_days": 4}
+        | options,
         unique_id=USER_ID,
     )
 
@@ -325,13 +334,7 @@ async def test_a_home_gone_from_the_account_does_not_stop_the_others(
     api.on("production(", {"json": fx("production_p1")})
     api.history("consumption_p1", "consumption_p2", "consumption_p3")
     api.on(PRICES, {"json": fx("prices")})
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="Tibber",
-        data={"source": "tibber", "access_token": TOKEN, "homes": [gone, HOMES[0]]},
-        options=default_options() | {"archive_root": str(tmp_path / "lake"), "backfill_days": 4},
-        unique_id=USER_ID,
-    )
+    entry = make_tibber_entry(tmp_path, [gone, HOMES[0]])
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
