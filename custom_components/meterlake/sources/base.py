@@ -358,7 +358,9 @@ class HttpClient:
 
 
 def _count_rows(body: Any) -> int:
-    """Rows in a typical paged payload (`results` list), else 0."""
+    """Rows in a typical payload: a bare list (exports), a paged `results` list, else 0."""
+    if isinstance(body, list):
+        return len(body)
     if isinstance(body, dict):
         results = body.get("results")
         if isinstance(results, list):

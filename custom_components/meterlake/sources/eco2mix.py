@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 import time
@@ -319,8 +319,6 @@ class Eco2mixSource:
             body = await client.request("GET", _exports_url(name), endpoint=endpoint, params=params)
             if not isinstance(body, list):
                 raise SourcePayloadError(f"{SUPPLIER}: {endpoint} returned an unexpected shape")
-            # The shared client counts `results` of paged answers; an export is a bare list.
-            client.audit[-1] = replace(client.audit[-1], rows=len(body))
             sink.extend(body)
             low = high
 
