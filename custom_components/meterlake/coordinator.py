@@ -88,11 +88,21 @@ class MeterSnapshot:
     # Grid meters (eCO2mix): newest known value of each field, with the start of its slot.
     grid: Mapping[str, tuple[datetime, float]] | None = None
     # ... and the newest quarter-hour with a production total, for the shares (one coherent row).
-    mix: tuple[datetime, Mapping[str, float]] | None = None
+    mix: GridMix | None = None
     # Grid meters with a linked electricity meter: its emissions today (kg CO2e).
     emissions_today: float | None = None
     emissions_missing: int | None = None
     emissions_meter: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GridMix:
+    """One quarter-hour of the grid's production, with its shares computed off the loop."""
+
+    start: datetime
+    values: Mapping[str, float]
+    low_carbon_share: float | None
+    renewable_share: float | None
 
 
 @dataclass(slots=True)
@@ -549,11 +559,19 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
                 values["next_rate"] = summary.next
                 values["next_rate_start"] = summary.next_start
         if meter.kind == "grid":
-            from .analytics.grid import latest_mix, latest_values
+            from .analytics.grid import (
+                latest_mix,
+                latest_values,
+                low_carbon_share,
+                renewable_share,
+            )
 
             grid = self.grid_recent
             values["grid"] = {} if grid is None or grid.empty else latest_values(grid)
-            values["mix"] = None if grid is None or grid.empty else latest_mix(grid)
+            mix = None if grid is None or grid.empty else latest_mix(grid)
+            if mix is not None:
+                start, row = mix
+                values["mix"] = GridMix(start, row, low_carbon_share(row), renewable_share(row))
             if self.emissions is not None:
                 values |= {
                     "emissions_today": self.emissions.today_kg,

@@ -130,7 +130,12 @@ def _snapshot_dict(snapshot: MeterSnapshot) -> dict[str, Any]:
                 if key != "listed"
             } | {"listed": len(value.listed)}
         elif name == "mix" and value is not None:
-            value = {"start": value[0].isoformat(), "values": dict(sorted(value[1].items()))}
+            value = {
+                "start": value.start.isoformat(),
+                "values": dict(sorted(value.values.items())),
+                "low_carbon_share": value.low_carbon_share,
+                "renewable_share": value.renewable_share,
+            }
         elif name == "grid" and value is not None:
             value = {
                 key: {"start": start.isoformat(), "value": number}

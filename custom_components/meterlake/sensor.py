@@ -31,7 +31,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
 from .const import PERIMETER_NATIONAL
-from .coordinator import MeterLakeConfigEntry, MeterLakeCoordinator, MeterSnapshot
+from .coordinator import GridMix, MeterLakeConfigEntry, MeterLakeCoordinator, MeterSnapshot
 from .entity import MeterLakeEntity
 from .sources.base import MeterInfo
 
@@ -269,32 +269,17 @@ def _grid_power(
 
 
 def _grid_share(
-    key: str, share_fn: Callable[[Mapping[str, float]], float | None]
+    key: str, share_fn: Callable[[GridMix], float | None]
 ) -> MeterLakeSensorDescription:
-    def value(snapshot: MeterSnapshot) -> float | None:
-        return None if snapshot.mix is None else share_fn(snapshot.mix[1])
-
     return MeterLakeSensorDescription(
         key=key,
         translation_key=key,
-        value_fn=value,
+        value_fn=lambda s: None if s.mix is None else share_fn(s.mix),
         unit_fn=lambda meter: PERCENTAGE,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=1,
-        attributes_fn=lambda s: {"slot_start": None if s.mix is None else s.mix[0].isoformat()},
+        attributes_fn=lambda s: {"slot_start": None if s.mix is None else s.mix.start.isoformat()},
     )
-
-
-def _low_carbon(values: Mapping[str, float]) -> float | None:
-    from .analytics.grid import low_carbon_share
-
-    return low_carbon_share(values)
-
-
-def _renewable(values: Mapping[str, float]) -> float | None:
-    from .analytics.grid import renewable_share
-
-    return renewable_share(values)
 
 
 def _regional(meter: MeterInfo) -> bool:
@@ -317,8 +302,8 @@ GRID_SENSORS: tuple[MeterLakeSensorDescription, ...] = (
     _grid_power("battery_charging", "stockage_batterie", enabled=False),
     _grid_power("battery_discharging", "destockage_batterie", enabled=False),
     _grid_power("net_exchange", "ech_physiques"),
-    _grid_share("low_carbon_share", _low_carbon),
-    _grid_share("renewable_share", _renewable),
+    _grid_share("low_carbon_share", lambda mix: mix.low_carbon_share),
+    _grid_share("renewable_share", lambda mix: mix.renewable_share),
     MeterLakeSensorDescription(
         key="carbon_intensity",
         translation_key="carbon_intensity",
