@@ -371,7 +371,7 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
             rows = self.grid_recent
             if rows is None:
                 return None
-            rows = await self.hass.async_add_executor_job(_grid_between, rows, start, end)
+            rows = await self.hass.async_add_executor_job(_rows_between, rows, None, start, end)
         return rows.assign(meter=meter.key)
 
     async def async_is_stored(self, meter: MeterInfo, start: datetime, end: datetime) -> bool:
@@ -527,7 +527,9 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
                         window_end=newest,
                     ).missing_count,
                 }
-            if tables.rates is not None and tables.agreements is not None:
+            extra = self._extra_values(meter, now)
+            # Spot prices (Tibber) give current and next rate themselves.
+            if "prices" not in extra and tables.rates is not None and tables.agreements is not None:
                 values["current_rate"] = tariffs.rate_at(
                     tables.rates, tables.agreements, meter.key, now, payment_method=None
                 )
@@ -540,7 +542,7 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
                 values["standing_charge"] = _standing_charge_today(
                     tables, meter, dt_util.as_local(now).date(), str(meter.time_zone)
                 )
-            values |= self._extra_values(meter, now)
+            values |= extra
             snapshots[meter.key] = MeterSnapshot(meter=meter, **values)
         return snapshots
 
@@ -600,24 +602,12 @@ def _update_error(err: SourceError) -> ConfigEntryAuthFailed | UpdateFailed:
 
 
 def _rows_between(
-    frame: pd.DataFrame, meter: str, start: datetime | None, end: datetime | None
+    frame: pd.DataFrame, meter: str | None, start: datetime | None, end: datetime | None
 ) -> pd.DataFrame:
+    """Rows starting in [start, end) (open bounds for None), of one meter unless None."""
     import pandas as pd
 
-    mask = frame["meter"] == meter
-    if start is not None:
-        mask &= frame["start"] >= pd.Timestamp(start)
-    if end is not None:
-        mask &= frame["start"] < pd.Timestamp(end)
-    return frame[mask].reset_index(drop=True)
-
-
-def _grid_between(
-    frame: pd.DataFrame, start: datetime | None, end: datetime | None
-) -> pd.DataFrame:
-    import pandas as pd
-
-    mask = pd.Series(True, index=frame.index)
+    mask = pd.Series(True, index=frame.index) if meter is None else frame["meter"] == meter
     if start is not None:
         mask &= frame["start"] >= pd.Timestamp(start)
     if end is not None:
