@@ -419,16 +419,16 @@ def _changed_rows(series: _Series, stored: _Stored) -> _Rows:
     return out
 
 
-def _metadata(meter: MeterInfo, series: _Series, stat_id: str) -> StatisticMetaData:
-    """Recorder metadata of one statistic (sum only, no mean)."""
+def _metadata(stat_id: str, name: str, unit: str, unit_class: str | None) -> StatisticMetaData:
+    """Recorder metadata of one external statistic (sum only, no mean)."""
     return StatisticMetaData(
         mean_type=StatisticMeanType.NONE,
         has_sum=True,
-        name=f"{meter.name} {series.suffix}",
+        name=name,
         source=DOMAIN,
         statistic_id=stat_id,
-        unit_class=series.unit_class,
-        unit_of_measurement=series.unit,
+        unit_class=unit_class,
+        unit_of_measurement=unit,
     )
 
 
@@ -443,7 +443,10 @@ def _plan(
         if series.suffix != SUFFIX_CONSUMPTION and not series.known.any() and not previous.exists:
             # No cost (or energy) known yet and none stored: do not create an empty statistic.
             continue
-        plan.append((_metadata(meter, series, stat_id), _changed_rows(series, previous)))
+        metadata = _metadata(
+            stat_id, f"{meter.name} {series.suffix}", series.unit, series.unit_class
+        )
+        plan.append((metadata, _changed_rows(series, previous)))
     return plan
 
 
@@ -560,16 +563,7 @@ async def async_import_hourly(
         rows = await hass.async_add_executor_job(_changed_rows, series, stored[stat_id])
         if not rows:
             return 0
-        metadata = StatisticMetaData(
-            mean_type=StatisticMeanType.NONE,
-            has_sum=True,
-            name=name,
-            source=DOMAIN,
-            statistic_id=stat_id,
-            unit_class=unit_class,
-            unit_of_measurement=unit,
-        )
-        await _async_send(hass, metadata, rows, job_seconds)
+        await _async_send(hass, _metadata(stat_id, name, unit, unit_class), rows, job_seconds)
         return len(rows)
 
 
