@@ -79,6 +79,7 @@ from .const import (
     SOURCE_TIBBER,
 )
 from .coordinator import MeterLakeConfigEntry
+from .emissions import linkable_meters
 from .sources.base import (
     HttpClient,
     RetryPolicy,
@@ -652,18 +653,11 @@ def perimeter_name(perimeter: str) -> str:
 
 
 def co2_meter_options(hass: HomeAssistant) -> list[SelectOptionDict]:
-    """Electricity import meters of every loaded MeterLake entry that is not an eCO2mix one."""
-    options: list[SelectOptionDict] = []
-    for entry in hass.config_entries.async_loaded_entries(DOMAIN):
-        if entry.data.get(CONF_SOURCE) == SOURCE_ECO2MIX:
-            continue
-        loaded: MeterLakeConfigEntry = entry
-        options.extend(
-            SelectOptionDict(value=meter.key, label=f"{meter.name} ({entry.title})")
-            for meter in loaded.runtime_data.coordinator.source.meters
-            if meter.kind == "electricity" and not meter.is_export
-        )
-    return options
+    """The meters an eCO2mix entry can compute the emissions of, labelled with their entry."""
+    return [
+        SelectOptionDict(value=meter.key, label=f"{meter.name} ({entry.title})")
+        for entry, meter, _coordinator in linkable_meters(hass)
+    ]
 
 
 def _meters_schema(

@@ -11,6 +11,7 @@ belong to any loaded MeterLake entry; its rows come from that entry's archive (o
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 import logging
@@ -51,6 +52,20 @@ UNIT_KG: Final = "kg"
 RECHECK: Final = timedelta(days=2)
 DAILY_RECHECK: Final = timedelta(days=45)
 HOUR: Final = timedelta(hours=1)
+
+
+def linkable_meters(
+    hass: HomeAssistant,
+) -> Iterator[tuple[MeterLakeConfigEntry, MeterInfo, MeterLakeCoordinator]]:
+    """Electricity import meters of every loaded MeterLake entry that is not an eCO2mix one."""
+    for entry in hass.config_entries.async_loaded_entries(DOMAIN):
+        if entry.data.get(CONF_SOURCE) == SOURCE_ECO2MIX:
+            continue
+        loaded: MeterLakeConfigEntry = entry
+        coordinator = loaded.runtime_data.coordinator
+        for meter in coordinator.source.meters:
+            if meter.kind == "electricity" and not meter.is_export:
+                yield loaded, meter, coordinator
 
 
 def emissions_issue_id(entry_id: str) -> str:
@@ -124,15 +139,9 @@ class EmissionsTracker:
 
     def find_meter(self) -> tuple[MeterInfo, MeterLakeCoordinator] | None:
         """The linked meter and the coordinator of its (loaded) entry."""
-        for entry in self.hass.config_entries.async_entries(DOMAIN):
-            if entry.state is not ConfigEntryState.LOADED or entry.data.get(CONF_SOURCE) in (
-                SOURCE_ECO2MIX,
-            ):
-                continue
-            coordinator: MeterLakeCoordinator = entry.runtime_data.coordinator
-            for meter in coordinator.source.meters:
-                if meter.key == self.meter_key:
-                    return meter, coordinator
+        for _entry, meter, coordinator in linkable_meters(self.hass):
+            if meter.key == self.meter_key:
+                return meter, coordinator
         return None
 
     async def async_rebuild(self, start: datetime | None) -> tuple[int, int]:
