@@ -130,7 +130,7 @@ def _async_schedule(
         entry.async_on_unload(
             async_track_utc_time_change(hass, _poll, minute=list(aligned), second=0)
         )
-    if getattr(coordinator.source, "price_slots", None) is not None:
+    if coordinator.spot_prices is not None:
 
         @callback
         def _prices(_now: datetime) -> None:

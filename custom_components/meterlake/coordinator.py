@@ -7,7 +7,7 @@ sink accepted, so a failure anywhere means the next poll fetches those rows agai
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 import logging
@@ -165,6 +165,14 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         # Clock-aligned polls (eCO2mix) wait until then after a server asked to (Retry-After).
         self.not_before: datetime | None = None
         self.polling = False
+
+    @property
+    def spot_prices(self) -> Callable[[MeterInfo], Sequence[PriceSlot]] | None:
+        """The source's `price_slots`, for sources that publish spot prices (Tibber)."""
+        price_slots: Callable[[MeterInfo], Sequence[PriceSlot]] | None = getattr(
+            self.source, "price_slots", None
+        )
+        return price_slots
 
     @property
     def backfill(self) -> timedelta:
@@ -549,7 +557,7 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
     def _extra_values(self, meter: MeterInfo, now: datetime) -> dict[str, Any]:
         """Spot prices, grid values and emissions, for the sources that have them."""
         values: dict[str, Any] = {}
-        price_slots = getattr(self.source, "price_slots", None)
+        price_slots = self.spot_prices
         if price_slots is not None and not meter.is_export:
             from .analytics.prices import summarize
 

@@ -340,7 +340,7 @@ def descriptions_for(
             found.append(EMISSIONS_SENSOR)
         return found
     found = [d for d in SENSORS if d.exists_fn(meter)]
-    if getattr(coordinator.source, "price_slots", None) is not None:
+    if coordinator.spot_prices is not None:
         if not meter.is_export:
             return [*found, *PRICE_SENSORS]
         # Spot prices are for what you buy; what exported energy earns has no price list.
