@@ -13,7 +13,7 @@ inside the functions that need them, so importing this module at start-up costs 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -613,7 +613,6 @@ class Archive:
         CorruptPartitionError unless `skip_corrupt` (then it is logged and left out).
         """
         import pyarrow as pa
-        import pyarrow.compute as pc
 
         wanted = _segment("meter", meter)
         tables: list[Any] = []
@@ -623,36 +622,18 @@ class Archive:
             if not supplier_seg.startswith("supplier="):
                 continue
             meter_dir = self._join(supplier_dir, wanted)
-            for month_dir in self._list_dirs(meter_dir):
-                month_seg = month_dir.rsplit("/", 1)[-1]
-                match = re.fullmatch(r"month=(\d{4})-(\d{2})", month_seg)
-                if not match:
-                    continue
-                lo, hi = _month_bounds(int(match[1]), int(match[2]))
-                if (start is not None and hi <= start) or (end is not None and lo >= end):
-                    continue
-                path = self._join(month_dir, DATA_FILE)
-                try:
-                    part = self._load(CONSUMPTION, path, CONSUMPTION.columns)
-                except CorruptPartitionError:
-                    if not skip_corrupt:
-                        raise
-                    _LOGGER.warning("Skipping unreadable archive partition %s", path)
-                    continue
-                if part is None:
-                    continue
-                supplier = unquote(supplier_seg.split("=", 1)[1])
-                part = part.append_column("supplier", pa.array([supplier] * part.num_rows))
-                tables.append(part.append_column("meter", pa.array([meter] * part.num_rows)))
+            supplier = unquote(supplier_seg.split("=", 1)[1])
+            for part in self._month_tables(CONSUMPTION, meter_dir, start, end, skip_corrupt):
+                rows = part.num_rows
+                tables.append(
+                    part.append_column("supplier", pa.array([supplier] * rows)).append_column(
+                        "meter", pa.array([meter] * rows)
+                    )
+                )
         schema = _arrow_schema(
             CONSUMPTION, (*CONSUMPTION.columns, ("supplier", _STR), ("meter", _STR))
         )
-        table = pa.concat_tables(tables) if tables else schema.empty_table()
-        if start is not None:
-            table = table.filter(pc.field("start") >= pa.scalar(start, schema.field("start").type))
-        if end is not None:
-            table = table.filter(pc.field("start") < pa.scalar(end, schema.field("start").type))
-        table = table.take(pc.sort_indices(table, sort_keys=[("start", "ascending")]))
+        table = _in_window(pa.concat_tables(tables) if tables else schema.empty_table(), start, end)
         # pandas 2 defaults to nanoseconds: hand back what the rest of the code base makes.
         ns = pa.timestamp("ns", tz="UTC")
         table = table.select(list(INTERVAL_COLUMNS)).cast(
@@ -677,10 +658,28 @@ class Archive:
         out, as a poll re-fetches them; I/O failures raise ArchiveError.
         """
         import pyarrow as pa
-        import pyarrow.compute as pc
 
         folder = self._join(GRID_MIX.name, "supplier=eco2mix", _segment("perimeter", perimeter))
-        tables: list[Any] = []
+        tables = list(self._month_tables(GRID_MIX, folder, start, end, skip_corrupt=True))
+        if not tables:
+            return None
+        table = _in_window(pa.concat_tables(tables, promote_options="default"), start, end)
+        if table.num_rows == 0:
+            return None
+        return _grid_frame(table)
+
+    def _month_tables(
+        self,
+        spec: _Spec,
+        folder: str,
+        start: datetime | None,
+        end: datetime | None,
+        skip_corrupt: bool,
+    ) -> Iterator[Any]:
+        """The month partitions under `folder` that overlap [start, end), as arrow tables.
+
+        A corrupt one raises CorruptPartitionError unless `skip_corrupt` (logged, left out).
+        """
         for month_dir in self._list_dirs(folder):
             match = re.fullmatch(r"month=(\d{4})-(\d{2})", month_dir.rsplit("/", 1)[-1])
             if not match:
@@ -690,24 +689,14 @@ class Archive:
                 continue
             path = self._join(month_dir, DATA_FILE)
             try:
-                part = self._load(GRID_MIX, path, GRID_MIX.columns)
+                part = self._load(spec, path, spec.columns)
             except CorruptPartitionError:
+                if not skip_corrupt:
+                    raise
                 _LOGGER.warning("Skipping unreadable archive partition %s", path)
                 continue
             if part is not None:
-                tables.append(part)
-        if not tables:
-            return None
-        table = pa.concat_tables(tables, promote_options="default")
-        moment = table.schema.field("start").type
-        if start is not None:
-            table = table.filter(pc.field("start") >= pa.scalar(start, moment))
-        if end is not None:
-            table = table.filter(pc.field("start") < pa.scalar(end, moment))
-        if table.num_rows == 0:
-            return None
-        table = table.take(pc.sort_indices(table, sort_keys=[("start", "ascending")]))
-        return _grid_frame(table)
+                yield part
 
     def list_meters(self) -> list[str]:
         """Meters that have at least one consumption partition, sorted."""
@@ -1034,6 +1023,19 @@ class _Outcome:
     landed: int
     total: int
     corrupt: str | None
+
+
+def _in_window(table: Any, start: datetime | None, end: datetime | None) -> Any:
+    """Rows whose `start` is in [start, end) (None: open), sorted by start."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    moment = table.schema.field("start").type
+    if start is not None:
+        table = table.filter(pc.field("start") >= pa.scalar(start, moment))
+    if end is not None:
+        table = table.filter(pc.field("start") < pa.scalar(end, moment))
+    return table.take(pc.sort_indices(table, sort_keys=[("start", "ascending")]))
 
 
 def _merge(spec: _Spec, existing: Any, incoming: Any) -> tuple[Any, int]:
