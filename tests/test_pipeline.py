@@ -26,6 +26,7 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
     async_wait_recording_done,
 )
 
+from custom_components.meterlake import statistics as stats
 from custom_components.meterlake.const import DOMAIN
 from custom_components.meterlake.sources.base import FetchResult, SourceUnavailableError
 
@@ -268,10 +269,12 @@ async def test_rebuild_statistics_keeps_sums_continuous(
     }
     await async_wait_recording_done(hass)
     assert await _last_sums(hass) == pytest.approx(before, abs=1e-9)
-    # From scratch: statistics cleared, every stored hour (12:00 ten days ago to 11:00) written.
+    # From everything stored, nothing cleared first: a lost statistic is rewritten whole
+    # (12:00 ten days ago to 11:00), the intact ones are left as they are.
+    await stats.async_clear_statistic(hass, "meterlake:demo_electricity_consumption")
     response = await _rebuild(hass, config_entry=loaded_demo.entry_id)
     assert response["meters"]["demo_electricity"] == {"intervals": 478, "hours_written": 239}
-    assert response["meters"]["demo_gas"]["hours_written"] == 239
+    assert response["meters"]["demo_gas"]["hours_written"] == 0
     await async_wait_recording_done(hass)
     assert await _last_sums(hass) == pytest.approx(before, abs=1e-9)
 

@@ -593,21 +593,34 @@ async def test_energy_dashboard_accepts_all_statistics(
 # --- rebuild support, chunking ----------------------------------------------------------------
 
 
-async def test_clear_then_rebuild(recorder_mock: Recorder, hass: HomeAssistant) -> None:
+async def test_exact_rebuild_removes_hours_no_interval_covers(
+    recorder_mock: Recorder, hass: HomeAssistant
+) -> None:
     table = Table()
     table.upsert(make_intervals(ELEC, T0, 96, seed=61))
     await stats.async_import_meter(hass, ELEC, table.frame)
-    await stats.async_clear_meter(hass, ELEC)
-    assert await stats.async_last_imported_hour(hass, ELEC) is None
-    assert (await stored(hass, stats.statistic_id(ELEC.key, "consumption"))).empty
-
-    result = await stats.async_import_meter(hass, ELEC, table.frame)
-    assert result.hours_written == 48
+    # The archive no longer has hour 10 (say it was stored in error): an exact rebuild drops it.
+    kept = table.frame[
+        (table.frame["start"] < T0 + timedelta(hours=10))
+        | (table.frame["start"] >= T0 + timedelta(hours=11))
+    ]
+    result = await stats.async_import_meter(hass, ELEC, kept, exact=True)
+    await stats.async_recorder_done(hass)
+    rows = await stored(hass, stats.statistic_id(ELEC.key, "consumption"))
+    assert T0 + timedelta(hours=10) not in set(rows["start"])
+    assert len(rows) == 47
+    assert result.hours_written == 37  # hours 11..47 move down by hour 10's value
     await assert_sums(
-        hass, stats.statistic_id(ELEC.key, "consumption"), running_totals(table.frame, "value")
+        hass, stats.statistic_id(ELEC.key, "consumption"), running_totals(kept, "value")
     )
 
-    # A rebuild from a start date re-anchors there: nothing before it, nothing changes.
+
+async def test_rebuild_from_a_start_changes_nothing_when_nothing_changed(
+    recorder_mock: Recorder, hass: HomeAssistant
+) -> None:
+    table = Table()
+    table.upsert(make_intervals(ELEC, T0, 96, seed=61))
+    await stats.async_import_meter(hass, ELEC, table.frame)
     with spy_writes() as spy:
         again = await stats.async_import_meter(
             hass, ELEC, table.since(ELEC, T0 + timedelta(hours=13))
@@ -659,3 +672,122 @@ async def test_import_returns_once_committed(recorder_mock: Recorder, hass: Home
         expected = running_totals(table.frame, "value")
         assert list(found["start"]) == list(expected.index)
         np.testing.assert_allclose(found["sum"], expected.to_numpy(), rtol=0, atol=1e-9)
+
+
+# --- catch-up: each statistic compared with the archive on its own ----------------------------
+
+
+async def test_reconcile_repairs_a_cost_statistic_restarted_at_zero(
+    recorder_mock: Recorder, hass: HomeAssistant
+) -> None:
+    """A kill during the first import left cost starting late with sum 0; consumption is whole."""
+    table = Table()
+    table.upsert(make_intervals(ELEC, T0, 4 * 48, seed=91))
+    await stats.async_import_meter(hass, ELEC, table.frame)
+    cost_id = stats.statistic_id(ELEC.key, "cost")
+    await stats.async_clear_statistic(hass, cost_id)
+    await stats.async_import_meter(hass, ELEC, table.since(ELEC, T0 + timedelta(days=2)))
+    assert len(await stored(hass, cost_id)) == 48
+
+    with spy_writes() as spy:
+        result = await stats.async_reconcile_meter(hass, ELEC, table.frame)
+    written = {call.args[1]["statistic_id"] for call in spy.call_args_list}
+    assert written == {cost_id}
+    assert result.hours_written == 96
+    await assert_sums(hass, cost_id, running_totals(table.frame, "cost"))
+    await assert_sums(
+        hass, stats.statistic_id(ELEC.key, "consumption"), running_totals(table.frame, "value")
+    )
+
+
+async def test_reconcile_fills_a_hole_inside_a_statistic(
+    recorder_mock: Recorder, hass: HomeAssistant
+) -> None:
+    table = Table()
+    table.upsert(make_intervals(ELEC, T0, 96, seed=92))
+    holed = table.frame[
+        (table.frame["start"] < T0 + timedelta(hours=20))
+        | (table.frame["start"] >= T0 + timedelta(hours=23))
+    ]
+    await stats.async_import_meter(hass, ELEC, holed, exact=True)
+    consumption = stats.statistic_id(ELEC.key, "consumption")
+    assert len(await stored(hass, consumption)) == 45
+
+    await stats.async_reconcile_meter(hass, ELEC, table.frame)
+    await assert_sums(hass, consumption, running_totals(table.frame, "value"))
+    await assert_sums(
+        hass, stats.statistic_id(ELEC.key, "cost"), running_totals(table.frame, "cost")
+    )
+
+
+async def test_reconcile_sends_nothing_when_every_statistic_matches(
+    recorder_mock: Recorder, hass: HomeAssistant
+) -> None:
+    frame = make_intervals(GAS, T0, 96, seed=93)
+    await stats.async_import_meter(hass, GAS, frame)
+    with spy_writes() as spy:
+        result = await stats.async_reconcile_meter(hass, GAS, frame)
+    assert spy.call_count == 0
+    assert result.hours_written == 0
+
+
+async def test_reconcile_creates_a_statistic_that_was_never_written(
+    recorder_mock: Recorder, hass: HomeAssistant
+) -> None:
+    """Killed after consumption and cost, before gas energy: energy is imported whole."""
+    frame = make_intervals(GAS, T0, 96, seed=94)
+    await stats.async_import_meter(hass, GAS, frame)
+    energy = stats.statistic_id(GAS.key, "energy")
+    await stats.async_clear_statistic(hass, energy)
+    await stats.async_reconcile_meter(hass, GAS, frame)
+    await assert_sums(hass, energy, running_totals(frame, "energy_kwh"))
+
+
+# --- foreign statistics under our ids ---------------------------------------------------------
+
+
+def _foreign_metadata(stat_id: str, unit: str) -> Any:
+    return {
+        "mean_type": StatisticMeanType.NONE,
+        "has_sum": True,
+        "name": "someone else's",
+        "source": "meterlake",
+        "statistic_id": stat_id,
+        "unit_class": None,
+        "unit_of_measurement": unit,
+    }
+
+
+async def test_foreign_unit_is_refused_and_left_untouched(
+    recorder_mock: Recorder, hass: HomeAssistant
+) -> None:
+    cost_id = stats.statistic_id(ELEC.key, "cost")
+    async_add_external_statistics(
+        hass,
+        _foreign_metadata(cost_id, "EUR"),
+        [{"start": T0 - timedelta(hours=1), "state": 24000.0, "sum": 24000.0}],
+    )
+    await async_wait_recording_done(hass)
+    result = await stats.async_import_meter(hass, ELEC, make_intervals(ELEC, T0, 48, seed=95))
+    assert result.refused == {cost_id: "unit 'EUR', expected 'GBP'"}
+    rows = await stored(hass, cost_id)
+    assert list(rows["sum"]) == [24000.0]
+    await assert_sums(
+        hass,
+        stats.statistic_id(ELEC.key, "consumption"),
+        running_totals(make_intervals(ELEC, T0, 48, seed=95), "value"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"has_sum": False, "mean_type": StatisticMeanType.ARITHMETIC}, "it has no sum"),
+        ({"mean_type": StatisticMeanType.ARITHMETIC}, "it has a mean"),
+    ],
+)
+def test_foreign_reason_names_what_differs(change: dict[str, Any], reason: str) -> None:
+    ours = _foreign_metadata("meterlake:x_consumption", "kWh")
+    assert stats.foreign_reason({**ours, **change}, ours) == reason
+    assert stats.foreign_reason(ours, ours) is None
+    assert stats.foreign_reason(None, ours) is None

@@ -191,6 +191,9 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
             # A restart without an archive to read: the sensors need today, yesterday and the
             # month so far.
             start = min(start, now - RECENT_WINDOW)
+        if (unarchived := self.store.retry_from(meter.key)) is not None:
+            # Rows the archive refused earlier (a full disk): fetch them again.
+            start = min(start, unarchived)
         return floor_to(start, HOUR)
 
     async def _async_update_data(self) -> dict[str, MeterSnapshot]:
@@ -273,15 +276,24 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
             await self.archive.async_write_audit(err.audit)
             if isinstance(err, SourceUnavailableError) and err.partial is not None:
                 # Keep what arrived before the retry budget ran out.
-                await self._async_keep(meter, err.partial, report, end)
+                await self._async_keep(meter, err.partial, report, start, end)
             raise _update_error(err) from err
-        await self._async_keep(meter, result, report, end)
+        await self._async_keep(meter, result, report, start, end)
         return result
 
     async def _async_keep(
-        self, meter: MeterInfo, result: FetchResult, report: PollReport, end: datetime
+        self,
+        meter: MeterInfo,
+        result: FetchResult,
+        report: PollReport,
+        start: datetime,
+        end: datetime,
     ) -> None:
-        """Memory, archive, statistics; then the watermark, if the archive took the rows."""
+        """Memory, archive, statistics; then the watermark, if the archive took the rows.
+
+        Rows the archive refused are remembered from `start` on (`retry_from`), so a later
+        window that succeeds (a backfill moves on) cannot leave them out of the archive.
+        """
         report.audit.extend(result.audit)
         report.rows[meter.key] = report.rows.get(meter.key, 0) + len(result.intervals)
         self.recent = await self.hass.async_add_executor_job(
@@ -297,8 +309,11 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         for month_start, month_end in outcome.refetch:
             await self._async_refetch(meter, month_start, month_end, report)
         await self.statistics.async_queue(meter, result)
-        accepted = outcome.accepted
-        if accepted and result.complete_until is not None:
+        if not outcome.accepted:
+            self.store.note_unarchived(meter.key, start)
+            return
+        self.store.note_archived(meter.key, start)
+        if result.complete_until is not None:
             self.store.advance(meter.key, result.complete_until)
 
     def _keep_tables(self, meter: MeterInfo, result: FetchResult, end: datetime) -> None:
@@ -329,7 +344,7 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         _LOGGER.warning("%s: re-fetching %s to %s to rebuild the archive", meter.key, start, end)
         until = min(end, dt_util.utcnow())
         result = await self.source.async_fetch(meter, start, until)
-        await self._async_keep(meter, result, report, until)
+        await self._async_keep(meter, result, report, start, until)
 
     def _table(self, meter: MeterInfo, name: str) -> pd.DataFrame | None:
         tables = self.tables.get(meter.key)
@@ -422,43 +437,30 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         return _concat_recent(frames, now) if frames else fresh
 
     async def async_catch_up_statistics(self) -> None:
-        """Queue archived rows the statistics lack (run once HA has started).
+        """Repair every statistic that differs from the archive (run once HA has started).
 
-        Covers a restart in the middle of a long first import and a new install over an existing
-        archive: everything from the newest imported hour up to what is already queued.
+        Each statistic (consumption, cost, energy) is compared on its own with the archive's
+        running totals, so a restart during any of their imports, a failed import, or a new
+        install over an existing archive leaves no hole: each gets exactly what it lacks.
         """
-        from . import statistics
-
         for meter in self.source.meters:
-            watermark = self.store.get(meter.key)
-            if watermark is None or meter.kind == "grid":
+            if meter.kind == "grid":
                 continue
-            last = await statistics.async_last_imported_hour(self.hass, meter)
-            need_from = None if last is None else last + HOUR
-            need_to = self.statistics.pending_start(meter.key) or watermark
-            if need_from is not None and need_from >= need_to:
-                continue
-            rows = await self.archive.async_read(meter, need_from, need_to)
+            rows = await self.archive.async_read(meter, None, None)
             if rows is None or rows.empty:
                 continue
-            _LOGGER.info(
-                "%s: importing %d archived intervals into statistics", meter.key, len(rows)
-            )
-            await self.statistics.async_queue(meter, self._archived_result(meter, rows))
+            await self.statistics.async_reconcile(meter, self._archived_result(meter, rows))
 
     async def async_rebuild_statistics(
         self, meter: MeterInfo, start: datetime | None
     ) -> tuple[int, int]:
         """Recompute the meter's statistics from stored intervals: (intervals read, hours written).
 
-        Hours whose values did not change are not written again.
-
-        With a start, sums re-anchor on the hour before it; without, the statistics are cleared
-        and rebuilt from the first stored interval.
+        Nothing is cleared first: hours are overwritten in place (unchanged ones are not sent)
+        and, without a start, stored hours that no interval covers any more are removed, so
+        the dashboard never shows a half-built history. With a start, sums re-anchor on the
+        hour before it.
         """
-        from . import statistics
-        from .sinks import standing_by_day
-
         start = None if start is None else floor_to(start, HOUR)
         if meter.kind == "grid":
             # A grid meter has no statistics of its own; a linked meter's emissions are rebuilt.
@@ -468,21 +470,10 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         rows = await self.async_stored_rows(meter, start, None)
         if rows is None or rows.empty:
             return 0, 0
-        if start is None:
-            await statistics.async_clear_meter(self.hass, meter)
-        imported = await statistics.async_import_meter(
-            self.hass,
-            meter,
-            rows,
-            standing=await self.hass.async_add_executor_job(
-                standing_by_day, meter, self._archived_result(meter, rows), rows
-            )
-            if self.statistics.standing_charge_in_cost
-            else None,
-            standing_charge_in_cost=self.statistics.standing_charge_in_cost,
-            time_zone=meter.time_zone,
+        hours = await self.statistics.async_rebuild(
+            meter, self._archived_result(meter, rows), exact=start is None
         )
-        return len(rows), imported.hours_written
+        return len(rows), hours
 
     def _archived_result(self, meter: MeterInfo, rows: pd.DataFrame) -> FetchResult:
         return FetchResult(

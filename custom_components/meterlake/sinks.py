@@ -73,6 +73,14 @@ def archive_issue_id(entry_id: str) -> str:
     return f"archive_unwritable_{entry_id}"
 
 
+FOREIGN_STATISTIC_PREFIX = "foreign_statistic_"
+
+
+def foreign_statistic_issue_id(stat_id: str) -> str:
+    """Id of the repair issue about foreign metadata under one of our statistic ids."""
+    return FOREIGN_STATISTIC_PREFIX + stat_id.partition(":")[2]
+
+
 @dataclass(slots=True)
 class StoreOutcome:
     """What a sink made of one meter's fetch."""
@@ -97,6 +105,7 @@ class ArchiveSink:
         self.storage_options = storage_options(options)
         self.archive: Archive | None = None
         self.last_error: str | None = None
+        self._cleared = False
 
     @property
     def issue_id(self) -> str:
@@ -134,7 +143,11 @@ class ArchiveSink:
             return StoreOutcome(accepted=False)
         if self.last_error is not None:
             _LOGGER.info("Archive %s is writable again", archive.root)
+        if self.last_error is not None or not self._cleared:
+            # Also the first write after a reload: the issue may be from the root the user
+            # just replaced in the options.
             ir.async_delete_issue(self.hass, DOMAIN, self.issue_id)
+            self._cleared = True
             self.last_error = None
         return outcome
 
@@ -245,6 +258,8 @@ class StatisticsSink:
         self._catch_up: Callable[[], Awaitable[None]] | None = None
         self._holds = 0
         self.last_error: str | None = None
+        # Meters whose last import failed: key -> error (diagnostics).
+        self.failures: dict[str, str] = {}
 
     def start(
         self,
@@ -316,37 +331,108 @@ class StatisticsSink:
         if self._catch_up is not None:
             catch_up, self._catch_up = self._catch_up, None
             await catch_up()
-        while self.pending and not self._holds:
-            for key in list(self.pending):
+        failed: set[str] = set()
+        while not self._holds:
+            # One meter whose import keeps failing must not hold back the others: it waits
+            # for the next poll (or catch-up), the rest go on.
+            keys = [key for key in self.pending if key not in failed]
+            if not keys:
+                return
+            for key in keys:
                 if not await self._import_one(key):
-                    return  # the recorder refused; the next poll tries again
+                    failed.add(key)
 
     async def _import_one(self, key: str) -> bool:
-        from . import statistics
-
         meter, frame, result = self.pending[key]
-        standing = None
-        if self.standing_charge_in_cost:
-            standing = await self.hass.async_add_executor_job(standing_by_day, meter, result, frame)
-        try:
-            await statistics.async_import_meter(
-                self.hass,
-                meter,
-                frame,
-                standing=standing,
-                standing_charge_in_cost=self.standing_charge_in_cost,
-                time_zone=meter.time_zone,
-            )
-        except Exception as err:
-            if self.last_error is None:
-                _LOGGER.warning("Statistics import for %s failed: %s", meter.key, err)
-            self.last_error = str(err)
+        if not await self._async_run(meter, frame, result, reconcile=False):
             return False
-        self.last_error = None
         current = self.pending.get(key)
         if current is not None and current[1] is frame:
             del self.pending[key]
         return True
+
+    async def async_reconcile(self, meter: MeterInfo, result: FetchResult) -> bool:
+        """Repair each statistic of the meter that differs from `result` (the whole archive)."""
+        return await self._async_run(meter, result.intervals, result, reconcile=True)
+
+    async def async_rebuild(self, meter: MeterInfo, result: FetchResult, *, exact: bool) -> int:
+        """Rewrite the statistics from `result` (stored rows), without clearing first.
+
+        With `exact` (`result` is everything stored), hours that no stored interval covers
+        any more are removed. Returns the hours sent.
+        """
+        from . import statistics
+
+        frame = result.intervals
+        outcome = await statistics.async_import_meter(
+            self.hass,
+            meter,
+            frame,
+            standing=await self._standing(meter, result, frame),
+            standing_charge_in_cost=self.standing_charge_in_cost,
+            time_zone=meter.time_zone,
+            exact=exact,
+        )
+        self._note_refused(meter, outcome.refused)
+        return outcome.hours_written
+
+    async def _async_run(
+        self, meter: MeterInfo, frame: pd.DataFrame, result: FetchResult, *, reconcile: bool
+    ) -> bool:
+        from . import statistics
+
+        run = statistics.async_reconcile_meter if reconcile else statistics.async_import_meter
+        try:
+            outcome = await run(
+                self.hass,
+                meter,
+                frame,
+                standing=await self._standing(meter, result, frame),
+                standing_charge_in_cost=self.standing_charge_in_cost,
+                time_zone=meter.time_zone,
+            )
+        except Exception as err:
+            if self.failures.get(meter.key) is None:
+                _LOGGER.warning("Statistics import for %s failed: %s", meter.key, err)
+            self.failures[meter.key] = self.last_error = str(err)
+            return False
+        self.failures.pop(meter.key, None)
+        self.last_error = next(iter(self.failures.values()), None)
+        self._note_refused(meter, outcome.refused)
+        return True
+
+    async def _standing(
+        self, meter: MeterInfo, result: FetchResult, frame: pd.DataFrame
+    ) -> pd.DataFrame | None:
+        if not self.standing_charge_in_cost:
+            return None
+        standing: pd.DataFrame | None = await self.hass.async_add_executor_job(
+            standing_by_day, meter, result, frame
+        )
+        return standing
+
+    def _note_refused(self, meter: MeterInfo, refused: Mapping[str, str]) -> None:
+        """A repair issue per statistic refused for foreign metadata; it offers a rebuild."""
+        for stat_id, reason in refused.items():
+            ir.async_create_issue(
+                self.hass,
+                DOMAIN,
+                foreign_statistic_issue_id(stat_id),
+                is_fixable=True,
+                is_persistent=False,
+                severity=ir.IssueSeverity.ERROR,
+                translation_key="foreign_statistic",
+                translation_placeholders={
+                    "statistic_id": stat_id,
+                    "reason": reason,
+                    "meter": meter.name,
+                },
+                data={
+                    "entry_id": self._entry.entry_id if self._entry is not None else "",
+                    "meter": meter.key,
+                    "statistic_id": stat_id,
+                },
+            )
 
 
 def _combine(older: pd.DataFrame, newer: pd.DataFrame) -> pd.DataFrame:

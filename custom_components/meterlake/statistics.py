@@ -19,7 +19,8 @@ value becomes known the hour is written and every later sum moves with it.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 import logging
 import re
@@ -39,7 +40,7 @@ from homeassistant.components.recorder.statistics import (
     statistics_during_period,
     valid_statistic_id,
 )
-from homeassistant.components.recorder.tasks import SynchronizeTask
+from homeassistant.components.recorder.tasks import RecorderTask, SynchronizeTask
 from homeassistant.helpers.recorder import get_instance
 from homeassistant.util import slugify
 from homeassistant.util.hass_dict import HassKey
@@ -48,6 +49,7 @@ from homeassistant.util.unit_conversion import EnergyConverter, VolumeConverter
 from .const import DOMAIN
 
 if TYPE_CHECKING:
+    from homeassistant.components.recorder.core import Recorder
     from homeassistant.core import HomeAssistant
     import numpy as np
     import numpy.typing as npt
@@ -81,7 +83,8 @@ class StatisticsImport:
 
     `hours_written` is the largest number of hourly rows sent for one statistic, `first_hour`
     and `last_hour` bound the rows sent (None when nothing changed), `statistic_ids` are the
-    statistics this meter has after the import.
+    statistics this meter has after the import. `refused` names the statistics left alone
+    because the recorder holds foreign metadata under their id (statistic id -> reason).
     """
 
     meter: str
@@ -89,6 +92,7 @@ class StatisticsImport:
     first_hour: datetime | None
     last_hour: datetime | None
     statistic_ids: tuple[str, ...]
+    refused: Mapping[str, str] = field(default_factory=dict)
 
 
 def statistic_id(meter_key: str, suffix: str) -> str:
@@ -134,6 +138,7 @@ class _Stored:
     hours: list[int]
     sums: list[float | None]
     states: list[float | None]
+    metadata: StatisticMetaData | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +148,8 @@ class _Rows:
     hours: list[int]
     states: list[float]
     sums: list[float]
+    # Stored hours that no interval covers any more (exact rebuilds delete them).
+    removed: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.hours)
@@ -377,28 +384,56 @@ def _read_stored(hass: HomeAssistant, ids: list[str], first_hour: datetime) -> d
             hours=[round(row["start"]) for row in found],
             sums=[row.get("sum") for row in found],
             states=[row.get("state") for row in found],
+            metadata=metadata[stat_id][1],
         )
     return stored
 
 
-def _changed_rows(series: _Series, stored: _Stored) -> _Rows:
+def foreign_reason(stored: StatisticMetaData | None, expected: StatisticMetaData) -> str | None:
+    """Why metadata already in the recorder is not ours to continue, None when it is.
+
+    A statistic under a `meterlake:` id written by something else (another unit, another
+    currency, a mean) must not have our sums appended to its own: that mixes two series.
+    """
+    if stored is None:
+        return None
+    if stored.get("source") != expected["source"]:
+        return f"source {stored.get('source')!r}"
+    if not stored.get("has_sum"):
+        return "it has no sum"
+    mean_type = stored.get("mean_type", StatisticMeanType.NONE)
+    if mean_type not in (StatisticMeanType.NONE, None) or stored.get("has_mean"):
+        return "it has a mean"
+    if stored.get("unit_of_measurement") != expected["unit_of_measurement"]:
+        return (
+            f"unit {stored.get('unit_of_measurement')!r}, "
+            f"expected {expected['unit_of_measurement']!r}"
+        )
+    return None
+
+
+def _changed_rows(series: _Series, stored: _Stored, *, exact: bool = False) -> _Rows:
     """Rows whose state or sum differ from what is stored, continuing from the stored anchor.
 
     The frame's known hours are accumulated one by one (the same left fold every run, so an
     unchanged hour reproduces its stored sum bit for bit); a stored hour the frame does not
-    know keeps its own change and moves by the difference accumulated so far.
+    know keeps its own change and moves by the difference accumulated so far. With `exact`
+    (a rebuild from the whole archive), a stored hour that no interval of the frame covers any
+    more is listed in `removed` and adds nothing.
     """
     known_hours = series.hours[series.known].tolist()
     known_values = series.values[series.known].tolist()
     fresh = dict(zip(known_hours, known_values, strict=True))
-    old = {
-        hour: (total, state)
-        for hour, total, state in zip(stored.hours, stored.sums, stored.states, strict=True)
-        if total is not None
-    }
+    covered = set(series.hours.tolist()) if exact else set()
+    out = _Rows([], [], [])
+    old: dict[int, tuple[float, float | None]] = {}
+    for hour, total, state in zip(stored.hours, stored.sums, stored.states, strict=True):
+        if exact and hour not in covered:
+            out.removed.append(hour)
+        elif total is not None:
+            old[hour] = (total, state)
     running = stored.anchor
     previous_old = stored.anchor
-    out = _Rows([], [], [])
     for hour in sorted(fresh.keys() | old.keys()):
         value = fresh.get(hour)
         kept = old.get(hour)
@@ -432,13 +467,31 @@ def _metadata(stat_id: str, name: str, unit: str, unit_class: str | None) -> Sta
     )
 
 
+@dataclass(slots=True)
+class _Plan:
+    """Rows to send per statistic, and the statistics refused for foreign metadata."""
+
+    send: list[tuple[StatisticMetaData, _Rows]] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+
+
 def _plan(
-    meter: MeterInfo, buckets: _Buckets, stored: dict[str, _Stored]
-) -> list[tuple[StatisticMetaData, _Rows]]:
-    """Rows to send per statistic (executor: a pure-Python pass over every hour)."""
-    plan: list[tuple[StatisticMetaData, _Rows]] = []
+    meter: MeterInfo,
+    buckets: _Buckets,
+    stored: dict[str, _Stored],
+    *,
+    exact: bool = False,
+    only: frozenset[str] | None = None,
+) -> _Plan:
+    """Rows to send per statistic (executor: a pure-Python pass over every hour).
+
+    `only` limits the plan to those statistic ids (a catch-up repairs what differs).
+    """
+    plan = _Plan()
     for series in buckets.series:
         stat_id = statistic_id(meter.key, series.suffix)
+        if only is not None and stat_id not in only:
+            continue
         previous = stored[stat_id]
         if series.suffix != SUFFIX_CONSUMPTION and not series.known.any() and not previous.exists:
             # No cost (or energy) known yet and none stored: do not create an empty statistic.
@@ -446,7 +499,10 @@ def _plan(
         metadata = _metadata(
             stat_id, f"{meter.name} {series.suffix}", series.unit, series.unit_class
         )
-        plan.append((metadata, _changed_rows(series, previous)))
+        if (reason := foreign_reason(previous.metadata, metadata)) is not None:
+            plan.refused[stat_id] = reason
+            continue
+        plan.send.append((metadata, _changed_rows(series, previous, exact=exact)))
     return plan
 
 
@@ -489,16 +545,75 @@ async def async_import_meter(
     standing_charge_in_cost: bool = False,
     time_zone: str = "UTC",
     job_seconds: float = DEFAULT_JOB_SECONDS,
+    exact: bool = False,
 ) -> StatisticsImport:
     """Bring the meter's statistics in line with `intervals` and return what was sent.
 
     `intervals` holds this meter's rows of the interval table from a whole UTC hour up to the
     newest data; every stored hour after it is shifted so sums stay continuous. With
     `standing_charge_in_cost`, each day of `standing` whose local midnight (`time_zone`) falls
-    in the frame's hours adds its charge to the cost of that UTC hour. The recorder must be
-    processing its queue (Home Assistant started): call this from a background task, not from
-    a config entry's first refresh, or it waits until Home Assistant has started.
+    in the frame's hours adds its charge to the cost of that UTC hour. With `exact` (a rebuild
+    from everything stored), stored hours from the frame's first hour on that no interval
+    covers any more are deleted, so nothing is cleared first and the dashboard never shows a
+    half-built history. The recorder must be processing its queue (Home Assistant started):
+    call this from a background task, not from a config entry's first refresh, or it waits
+    until Home Assistant has started.
     """
+    return await _async_import(
+        hass,
+        meter,
+        intervals,
+        standing=standing,
+        standing_charge_in_cost=standing_charge_in_cost,
+        time_zone=time_zone,
+        job_seconds=job_seconds,
+        exact=exact,
+        reconcile=False,
+    )
+
+
+async def async_reconcile_meter(
+    hass: HomeAssistant,
+    meter: MeterInfo,
+    intervals: pd.DataFrame,
+    *,
+    standing: pd.DataFrame | None = None,
+    standing_charge_in_cost: bool = False,
+    time_zone: str = "UTC",
+    job_seconds: float = DEFAULT_JOB_SECONDS,
+) -> StatisticsImport:
+    """Repair each of the meter's statistics that differs from `intervals` (the archive).
+
+    Per statistic (consumption, cost, energy), a cheap summary of what the recorder holds from
+    the frame's first hour on — row count, last hour, change of the sum — is compared with the
+    frame's; only a statistic that differs (a hole, a missing tail, sums restarted at 0, a
+    statistic never created) is re-imported, and only its changed rows are sent.
+    """
+    return await _async_import(
+        hass,
+        meter,
+        intervals,
+        standing=standing,
+        standing_charge_in_cost=standing_charge_in_cost,
+        time_zone=time_zone,
+        job_seconds=job_seconds,
+        exact=False,
+        reconcile=True,
+    )
+
+
+async def _async_import(
+    hass: HomeAssistant,
+    meter: MeterInfo,
+    intervals: pd.DataFrame,
+    *,
+    standing: pd.DataFrame | None,
+    standing_charge_in_cost: bool,
+    time_zone: str,
+    job_seconds: float,
+    exact: bool,
+    reconcile: bool,
+) -> StatisticsImport:
     async with _lock(hass, meter.key):
         buckets = await hass.async_add_executor_job(
             _bucket, meter, intervals, standing, standing_charge_in_cost, time_zone
@@ -506,14 +621,45 @@ async def async_import_meter(
         if buckets is None:
             return StatisticsImport(meter.key, 0, None, None, ())
         ids = [statistic_id(meter.key, series.suffix) for series in buckets.series]
+        only: frozenset[str] | None = None
+        if reconcile:
+            expected = {
+                statistic_id(meter.key, series.suffix): _summary_of(series)
+                for series in buckets.series
+            }
+            held = await get_instance(hass).async_add_executor_job(
+                _stored_summaries, hass, expected
+            )
+            only = frozenset(
+                stat_id for stat_id, summary in expected.items() if held[stat_id] != summary
+            )
+            for stat_id in sorted(only):
+                _LOGGER.info(
+                    "Statistic %s differs from the archive (stored %s, archive %s): repairing",
+                    stat_id,
+                    held[stat_id],
+                    expected[stat_id],
+                )
+            if not only:
+                return StatisticsImport(meter.key, 0, None, None, tuple(ids))
         stored = await get_instance(hass).async_add_executor_job(
             _read_stored, hass, ids, buckets.first_hour
         )
-        plan = await hass.async_add_executor_job(_plan, meter, buckets, stored)
+        plan = await hass.async_add_executor_job(
+            lambda: _plan(meter, buckets, stored, exact=exact, only=only)
+        )
+        for stat_id, reason in plan.refused.items():
+            _LOGGER.error(
+                "Statistic %s already exists with other metadata (%s); not importing into it",
+                stat_id,
+                reason,
+            )
         written = 0
         first: datetime | None = None
         last: datetime | None = None
-        for metadata, rows in plan:
+        for metadata, rows in plan.send:
+            if rows.removed:
+                await _async_delete_hours(hass, metadata["statistic_id"], rows.removed)
             if not rows:
                 continue
             await _async_send(hass, metadata, rows, job_seconds)
@@ -528,8 +674,118 @@ async def async_import_meter(
             hours_written=written,
             first_hour=first,
             last_hour=last,
-            statistic_ids=tuple(metadata["statistic_id"] for metadata, _rows in plan),
+            statistic_ids=tuple(ids)
+            if reconcile
+            else tuple(metadata["statistic_id"] for metadata, _rows in plan.send),
+            refused=plan.refused,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """A statistic's rows from one hour on, in three numbers: enough to spot any hole.
+
+    `change` is the sum's growth over those rows (last sum minus the sum before them).
+    Equality allows a relative float tolerance of 1e-9 on the change.
+    """
+
+    count: int
+    last_hour: int | None
+    change: float
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Summary):
+            return NotImplemented
+        scale = max(1.0, abs(self.change), abs(other.change))
+        return (
+            self.count == other.count
+            and self.last_hour == other.last_hour
+            and abs(self.change - other.change) <= SUM_TOLERANCE * scale
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.count, self.last_hour))
+
+
+# Sums are equal when they agree to this relative precision (float re-accumulation).
+SUM_TOLERANCE: Final = 1e-9
+
+
+def _summary_of(series: _Series) -> tuple[int, Summary]:
+    """(first hour, summary) of what a series would store: its known hours and their total."""
+    import numpy as np
+
+    hours = series.hours[series.known]
+    if not len(hours):
+        return int(series.hours[0]), Summary(0, None, 0.0)
+    total = float(np.cumsum(series.values[series.known])[-1])
+    return int(hours[0]), Summary(len(hours), int(hours[-1]), total)
+
+
+def _stored_summaries(
+    hass: HomeAssistant, expected: Mapping[str, tuple[int, Summary]]
+) -> dict[str, tuple[int, Summary]]:
+    """The same summaries of what the recorder holds (recorder executor, never the loop)."""
+    from homeassistant.components.recorder.db_schema import Statistics
+    from homeassistant.helpers.recorder import session_scope
+    from sqlalchemy import func, select
+
+    metadata = get_metadata(hass, statistic_ids=set(expected))
+    counts: dict[str, tuple[int, int | None]] = {}
+    with session_scope(hass=hass, read_only=True) as session:
+        for stat_id, (first, _summary) in expected.items():
+            if stat_id in metadata:
+                count, last = session.execute(
+                    select(func.count(Statistics.id), func.max(Statistics.start_ts)).where(
+                        Statistics.metadata_id == metadata[stat_id][0],
+                        Statistics.start_ts >= first,
+                    )
+                ).one()
+                counts[stat_id] = (int(count or 0), None if last is None else round(last))
+    out: dict[str, tuple[int, Summary]] = {}
+    for stat_id, (first, _summary) in expected.items():
+        if stat_id not in counts:
+            out[stat_id] = (first, Summary(0, None, 0.0))
+            continue
+        count, last = counts[stat_id]
+        # Its own session: the recorder allows one per thread at a time.
+        change = statistic_during_period(
+            hass, datetime.fromtimestamp(first, UTC), None, stat_id, {"change"}, None
+        ).get("change")
+        out[stat_id] = (first, Summary(count, last, float(change or 0.0)))
+    return out
+
+
+@dataclass(slots=True)
+class _DeleteHoursTask(RecorderTask):
+    """Delete some hourly rows of one statistic, in the recorder's own thread."""
+
+    statistic_id: str
+    hours: list[int]
+
+    def run(self, instance: Recorder) -> None:
+        """Delete the rows (nothing happens for a statistic that does not exist)."""
+        from homeassistant.components.recorder.db_schema import Statistics
+        from homeassistant.helpers.recorder import session_scope
+        from sqlalchemy import delete
+
+        with session_scope(session=instance.get_session()) as session:
+            found = instance.statistics_meta_manager.get(session, self.statistic_id)
+            if found is None:
+                return
+            for begin in range(0, len(self.hours), 500):
+                session.execute(
+                    delete(Statistics).where(
+                        Statistics.metadata_id == found[0],
+                        Statistics.start_ts.in_(self.hours[begin : begin + 500]),
+                    )
+                )
+
+
+async def _async_delete_hours(hass: HomeAssistant, stat_id: str, hours: list[int]) -> None:
+    """Queue the deletion of `hours` of one statistic (before the rows sent after it)."""
+    _LOGGER.info("%s: removing %d hours no interval covers any more", stat_id, len(hours))
+    get_instance(hass).queue_task(_DeleteHoursTask(stat_id, list(hours)))
 
 
 async def async_import_hourly(
@@ -578,11 +834,10 @@ async def async_last_hour(hass: HomeAssistant, stat_id: str) -> datetime | None:
     return datetime.fromtimestamp(rows[0]["start"], UTC)
 
 
-async def async_clear_meter(hass: HomeAssistant, meter: MeterInfo) -> None:
-    """Delete every statistic of the meter (rebuild from scratch) and wait until it is done."""
-    ids = [statistic_id(meter.key, suffix) for suffix in SUFFIXES]
-    async with _lock(hass, meter.key):
-        get_instance(hass).async_clear_statistics(ids)
+async def async_clear_statistic(hass: HomeAssistant, stat_id: str) -> None:
+    """Delete one statistic (a foreign one under our id, before re-importing it)."""
+    async with _lock(hass, stat_id):
+        get_instance(hass).async_clear_statistics([stat_id])
         await async_recorder_done(hass)
 
 
