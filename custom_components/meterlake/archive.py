@@ -7,16 +7,20 @@ Polars, Spark, pyarrow.dataset) get them back once, not twice.
 Every method is blocking and thread-safe: the coordinator calls it through
 `hass.async_add_executor_job`. A write merges the partition's file with the incoming rows and
 replaces it atomically (temporary file + os.replace locally, a single PUT on object stores), under
-a per-partition lock shared by every Archive of the process. pandas and pyarrow are imported
+a per-partition lock shared by every Archive of the process. On local disks that lock also
+holds an flock on a hidden file in the partition folder, so several processes (two Home
+Assistant instances, a notebook) can write one archive without losing rows. Object stores have
+no such lock: one writer per object-store root (see `Archive`). pandas and pyarrow are imported
 inside the functions that need them, so importing this module at start-up costs nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+import errno
 import gzip
 import json
 import logging
@@ -25,6 +29,7 @@ import os
 from pathlib import Path, PurePosixPath
 import re
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 import uuid
@@ -49,6 +54,11 @@ DATASET_KEY: Final = b"meterlake.dataset"
 DATA_FILE: Final = "data.parquet"
 CORRUPT_SUFFIX: Final = ".corrupt"
 ZSTD_LEVEL: Final = 9
+# Hidden (leading dot, not *.parquet): globbing readers and hive discovery never pick it up.
+LOCK_FILE: Final = f".{DATA_FILE}.lock"
+# A temporary file of another process is removed only once this old: a younger one may be
+# the live write of a process that could not take the file lock.
+STALE_TEMP_AGE: Final = timedelta(hours=1)
 REMOTE_SCHEMES: Final = frozenset({"s3", "gs", "gcs", "abfs", "abfss", "az"})
 
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -137,6 +147,56 @@ class WriteSummary:
     corrupt_windows: tuple[tuple[str, datetime, datetime], ...] = ()
     # Partitions the input touched whose content did not change (a repeated write): not rewritten.
     partitions_unchanged: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MonthCheck:
+    """One UTC month of a meter's stored history, from `Archive.verify_intervals`."""
+
+    month: str  # "YYYY-MM"
+    rows: int  # rows readable in the month's partition(s)
+    expected: int  # cadence slots expected in the covered part of the month
+    unreadable: tuple[str, ...] = ()  # files found unreadable (quarantined when asked)
+    gaps: tuple[tuple[datetime, datetime], ...] = ()  # missing slots [start, end), UTC, merged
+
+
+@dataclass(frozen=True, slots=True)
+class MeterCheck:
+    """A meter's stored history, month by month: what is damaged and what is missing."""
+
+    meter: str
+    months: tuple[MonthCheck, ...]  # every month from the first expected to the last, in order
+    first: datetime | None  # first stored start
+    last: datetime | None  # last stored end
+
+    @property
+    def damaged_months(self) -> tuple[str, ...]:
+        """Months with unreadable files, or without any row between months that have some.
+
+        A month missing before the first or after the last stored month (history asked for
+        with `since`/`until`) is only missing, not damaged: it shows in `gaps` and `missing`.
+        """
+        stored = [bool(m.rows or m.unreadable) for m in self.months]
+        return tuple(
+            m.month
+            for i, m in enumerate(self.months)
+            if m.unreadable
+            or (m.expected and not stored[i] and any(stored[:i]) and any(stored[i + 1 :]))
+        )
+
+    @property
+    def missing(self) -> int:
+        """Expected slots without a row, month by month (a month never counts below zero)."""
+        return sum(max(m.expected - m.rows, 0) for m in self.months)
+
+
+@dataclass(frozen=True, slots=True)
+class _Peek:
+    """What verification reads of a partition file: the footer and the `start` column."""
+
+    rows: int
+    starts: Any  # numpy int64, microseconds since the epoch, nulls dropped
+    last_end: int | None  # largest `end` per the footer statistics, microseconds; None: none
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +323,77 @@ def _lock_for(key: str) -> threading.Lock:
         if lock is None:
             lock = _LOCKS[key] = threading.Lock()
         return lock
+
+
+# Filesystems without flock (some network mounts) answer with one of these: the archive then
+# relies on the in-process lock alone, as before cross-process locking existed.
+_NO_FLOCK: Final = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS})
+_NO_FLOCK_LOGGED = threading.Event()
+
+
+def _no_flock(path: str, reason: str) -> None:
+    if not _NO_FLOCK_LOGGED.is_set():
+        _NO_FLOCK_LOGGED.set()
+        _LOGGER.debug(
+            "No file lock at %s (%s): writes are serialized within this process only",
+            path,
+            reason,
+        )
+
+
+def _flock(path: str) -> int | None:
+    """Hold an exclusive flock on the file `path` (created if absent); return its descriptor.
+
+    None where the filesystem (or the OS) has no flock. The holder deletes the file when it
+    releases it (`_funlock`), so a waiter that wakes up on a deleted file retries on the new
+    one: only the lock on the file the path names right now counts.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        _no_flock(path, "no fcntl")
+        return None
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held = os.fstat(fd)
+            try:
+                named = Path(path).stat()
+            except FileNotFoundError:
+                named = None
+        except OSError as err:
+            os.close(fd)
+            if err.errno in _NO_FLOCK:
+                _no_flock(path, os.strerror(err.errno or 0))
+                return None
+            raise
+        except BaseException:
+            os.close(fd)
+            raise
+        if named is not None and (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino):
+            return fd
+        os.close(fd)  # the previous holder removed it: lock the file the path names now
+
+
+def _funlock(path: str, fd: int) -> None:
+    """Delete the lock file, then release it: partition folders keep only their data."""
+    with suppress(OSError):
+        Path(path).unlink()
+    os.close(fd)
+
+
+# Tags this process's temporary files: one found while the partition is locked belongs to a
+# write of ours that died, and goes at once. A forked child gets a tag of its own.
+_PROCESS: Final = {"tag": uuid.uuid4().hex[:16]}
+
+
+def _new_process_tag() -> None:
+    _PROCESS["tag"] = uuid.uuid4().hex[:16]
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_process_tag)
 
 
 def open_archive(
@@ -467,7 +598,13 @@ def _strip_secrets(payload: Any, secrets: Sequence[str]) -> Any:
 
 
 class Archive:
-    """One archive root, from `open_archive`. Every method blocks: run it in the executor."""
+    """One archive root, from `open_archive`. Every method blocks: run it in the executor.
+
+    Writers: on a local disk any number of threads and processes (partition locks, flock).
+    On an object store (S3, GCS, Azure) one writing process per root is required: a write is
+    a read, a merge and a single PUT with no lock between processes, so two processes writing
+    the same partition at once can lose each other's rows. Readers are always safe.
+    """
 
     def __init__(
         self,
@@ -711,6 +848,174 @@ class Archive:
                     meters.add(unquote(segment.split("=", 1)[1]))
         return sorted(meters)
 
+    def verify_intervals(
+        self,
+        meter: str,
+        cadence_minutes: int,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        quarantine: bool = True,
+    ) -> MeterCheck:
+        """Check the meter's stored history for unreadable files and missing slots (blocking).
+
+        Walks the meter's month partitions under every supplier and reads each file's footer
+        (row count, `end` statistics) and its `start` column only, never the whole table. A
+        file that is not Parquet (zero bytes, truncated, garbage) or has no timestamp `start`
+        column is unreadable; with `quarantine` it is set aside as `_data.parquet.corrupt`
+        (under the partition lock, after a second look at its full bytes), so hive readers
+        scan the archive again, and the next poll or a backfill can rebuild the month.
+
+        Slots are `cadence_minutes` long, aligned on the Unix epoch (so on UTC midnight for
+        any cadence that divides a day); a slot is present when a row starts in it. Expected
+        slots cover [min(since, first stored start), max(until, last stored end)), widened to
+        whole slots, plus the whole of any month whose partition holds no readable row
+        (unreadable, empty, or already quarantined). Months follow the UTC partitioning, so
+        their slot counts do not depend on daylight saving time. With nothing stored and no
+        `since`/`until` pair, the check has no months.
+        """
+        import numpy as np
+
+        if cadence_minutes <= 0:
+            raise ValueError("cadence_minutes must be positive")
+        for name, moment in (("since", since), ("until", until)):
+            if moment is not None and moment.tzinfo is None:
+                raise ValueError(f"{name} must be timezone-aware")
+        if since is not None and until is not None and until < since:
+            raise ValueError("until must not be before since")
+        step = cadence_minutes * 60_000_000  # microseconds
+
+        rows: dict[str, int] = {}  # month -> readable rows
+        unreadable: dict[str, list[str]] = {}
+        holds_file: set[str] = set()  # months with a data file or a quarantined one
+        starts: list[Any] = []
+        last_ends: list[int] = []
+        for month, path in self._meter_files(meter):
+            holds_file.add(month)
+            if path.rsplit("/", 1)[-1] != DATA_FILE:
+                continue  # quarantined earlier: the month shows as missing
+            peek, broken = self._verify_file(path, quarantine=quarantine)
+            if broken:
+                unreadable.setdefault(month, []).append(path)
+            if peek is None:
+                continue
+            rows[month] = rows.get(month, 0) + peek.rows
+            if len(peek.starts):
+                starts.append(peek.starts)
+                last_ends.append(
+                    int(peek.starts.max()) + step if peek.last_end is None else peek.last_end
+                )
+
+        present = np.unique(np.concatenate(starts) // step) if starts else np.empty(0, np.int64)
+        first = min(int(s.min()) for s in starts) if starts else None
+        last = max(last_ends) if last_ends else None
+        lows = [_micros(m) for m in (since,) if m is not None]
+        highs = [_micros(m) for m in (until,) if m is not None]
+        if first is not None and last is not None:
+            lows.append(first)
+            highs.append(last)
+        for month in sorted(holds_file):
+            if rows.get(month, 0) == 0:  # no readable row: the whole month is expected
+                lo, hi = _month_bounds(int(month[:4]), int(month[5:]))
+                lows.append(_micros(lo))
+                highs.append(_micros(hi))
+        if not lows or not highs:
+            return MeterCheck(meter, (), None, None)
+        lo_slot = min(lows) // step
+        hi_slot = -(-max(highs) // step)
+
+        checks: list[MonthCheck] = []
+        month = min([_month_of(lo_slot * step), *holds_file])
+        end_month = max([_month_of(hi_slot * step - 1), *holds_file])
+        while month <= end_month:
+            month_lo, month_hi = _month_bounds(int(month[:4]), int(month[5:]))
+            a = max(-(-_micros(month_lo) // step), lo_slot)  # first slot starting in the month
+            b = min(-(-_micros(month_hi) // step), hi_slot)
+            have = present[np.searchsorted(present, a) : np.searchsorted(present, b)]
+            edges = np.concatenate(([a - 1], have, [b]))
+            holes = np.flatnonzero(np.diff(edges) > 1)
+            checks.append(
+                MonthCheck(
+                    month=month,
+                    rows=rows.get(month, 0),
+                    expected=max(b - a, 0),
+                    unreadable=tuple(sorted(unreadable.get(month, ()))),
+                    gaps=tuple(
+                        (
+                            _from_micros((int(edges[i]) + 1) * step),
+                            _from_micros(int(edges[i + 1]) * step),
+                        )
+                        for i in holes
+                    ),
+                )
+            )
+            month = _month_of(_micros(month_hi))
+        return MeterCheck(
+            meter,
+            tuple(checks),
+            None if first is None else _from_micros(first),
+            None if last is None else _from_micros(last),
+        )
+
+    def _meter_files(self, meter: str) -> Iterator[tuple[str, str]]:
+        """(month, path) of the meter's data files and quarantined ones, every supplier."""
+        wanted = _segment("meter", meter)
+        consumption = self._join("consumption")
+        for supplier_dir in self._list_dirs(consumption):
+            if not supplier_dir.rsplit("/", 1)[-1].startswith("supplier="):
+                continue
+            meter_dir = self._join(supplier_dir, wanted)
+            for path in self._list_files(meter_dir):
+                match = re.fullmatch(
+                    r"month=(\d{4}-(?:0[1-9]|1[0-2]))/(.+)", path[len(meter_dir) :].lstrip("/")
+                )
+                if match and (
+                    match[2] == DATA_FILE
+                    or (match[2].startswith(f"_{DATA_FILE}") and match[2].endswith(CORRUPT_SUFFIX))
+                ):
+                    yield match[1], path
+
+    def _verify_file(self, path: str, *, quarantine: bool) -> tuple[_Peek | None, bool]:
+        """Peek at one partition file; return (what it holds or None, whether unreadable)."""
+        try:
+            return self._peek(path), False
+        except CorruptPartitionError as err:
+            if not quarantine:
+                return None, True
+            reason = err.reason
+        with self._partition_lock(path):
+            try:  # a writer may have replaced it meanwhile
+                return self._peek(path), False
+            except CorruptPartitionError as err:
+                reason = err.reason
+            target = self._quarantine(path)
+            if not self._local:  # _quarantine copies on object stores
+                self._guard(self._fs.delete_file, path)
+        _LOGGER.warning("Archive partition %s is unreadable (%s); kept as %s", path, reason, target)
+        return None, True
+
+    def _peek(self, path: str) -> _Peek | None:
+        """Footer and `start` column of the file; None if it is gone.
+
+        Reads ranges of the file only. On any failure the whole file is fetched to tell an
+        I/O failure (ArchiveError, raised) from damage (CorruptPartitionError).
+        """
+        import pyarrow as pa
+
+        try:
+            source = pa.OSFile(path) if self._local else self._fs.open_input_file(path)
+            with source:
+                return _peek_parquet(source)
+        except Exception:  # judged below, on the whole file
+            _LOGGER.debug("Partition %s needs a second look", path)
+        data = self._fetch(path)
+        if data is None:
+            return None
+        try:
+            return _peek_parquet(pa.BufferReader(data))
+        except Exception as err:
+            raise CorruptPartitionError(self.root, _describe(err, self._secrets), path) from err
+
     # -- writing ----------------------------------------------------------------------------
 
     def _write(
@@ -794,7 +1099,7 @@ class Archive:
 
     def _merge_partition(self, spec: _Spec, path: str, incoming: Any) -> _Outcome:
         """Under the partition lock: read, merge on the key, write back if anything changed."""
-        with _lock_for(self._lock_key(path)):
+        with self._partition_lock(path):
             corrupt_path: str | None = None
             try:
                 existing = self._load(spec, path, _columns_of(incoming))
@@ -832,13 +1137,10 @@ class Archive:
             return
         final = Path(path)
         # Hidden and not *.parquet: globbing readers and hive discovery never pick it up.
-        temp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
+        temp = final.with_name(f".{final.name}.{_PROCESS['tag']}-{uuid.uuid4().hex}.tmp")
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
-            # Left by a write that died before its rename; we hold the partition lock, so no
-            # live writer owns them (Polars directory scans trip over foreign files).
-            for stale in final.parent.glob(f".{final.name}.*.tmp"):
-                stale.unlink(missing_ok=True)
+            _clear_dead_temps(final)
             with temp.open("xb") as handle:
                 handle.write(body)
                 handle.flush()
@@ -934,6 +1236,32 @@ class Archive:
             return os.path.realpath(path)
         return f"{type(self._fs).__name__}:{path}"
 
+    @contextmanager
+    def _partition_lock(self, path: str) -> Iterator[None]:
+        """Hold the partition of the file `path` for a read-merge-write.
+
+        Within the process: a thread lock shared by every Archive on the same location. On a
+        local disk also across processes: an flock on `LOCK_FILE` in the partition folder
+        (created for the write, deleted when done). Where the filesystem has no flock, the
+        thread lock alone (logged once at debug). Object stores: the thread lock alone.
+        """
+        key = self._lock_key(path)
+        with _lock_for(key):
+            if not self._local:
+                yield
+                return
+            lock_path = str(Path(key).with_name(LOCK_FILE))
+            try:
+                Path(lock_path).parent.mkdir(parents=True, exist_ok=True)
+                fd = _flock(lock_path)
+            except OSError as err:
+                raise ArchiveError(self.root, _describe(err, self._secrets)) from err
+            try:
+                yield
+            finally:
+                if fd is not None:
+                    _funlock(lock_path, fd)
+
     def _guard(self, func: Any, *args: Any) -> Any:
         """Run a filesystem call; any failure becomes an ArchiveError without secrets."""
         try:
@@ -1023,6 +1351,47 @@ class _Outcome:
     landed: int
     total: int
     corrupt: str | None
+
+
+def _peek_parquet(source: Any) -> _Peek:
+    """Row count and `end` statistics from the footer, and the `start` column; raises if bad."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(source)
+    meta = parquet.metadata
+    kind = parquet.schema_arrow.field("start").type  # KeyError without a start column
+    if not pa.types.is_timestamp(kind):
+        raise TypeError(f"start is {kind}, not a timestamp")
+    column = parquet.read(columns=["start"], use_threads=False).column("start")
+    micros = pc.cast(pc.drop_null(column), pa.timestamp("us", kind.tz), safe=False)
+    starts = pc.cast(micros, pa.int64()).to_numpy()
+    last_end: int | None = None
+    names = meta.schema.names
+    if "end" in names:
+        index = names.index("end")
+        for group in range(meta.num_row_groups):
+            stats = meta.row_group(group).column(index).statistics
+            if stats is not None and stats.has_min_max and isinstance(stats.max, datetime):
+                moment = stats.max if stats.max.tzinfo else stats.max.replace(tzinfo=UTC)
+                end = _micros(moment)
+                last_end = end if last_end is None else max(last_end, end)
+    return _Peek(meta.num_rows, starts, last_end)
+
+
+def _micros(moment: datetime) -> int:
+    """Microseconds since the Unix epoch of an aware datetime."""
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def _from_micros(micros: int) -> datetime:
+    return EPOCH + timedelta(microseconds=micros)
+
+
+def _month_of(micros: int) -> str:
+    """The UTC month ("YYYY-MM") of a moment in microseconds since the epoch."""
+    return _from_micros(micros).strftime("%Y-%m")
 
 
 def _in_window(table: Any, start: datetime | None, end: datetime | None) -> Any:
@@ -1209,6 +1578,22 @@ def _describe_text(text: str, secrets: Sequence[str]) -> str:
     for secret in secrets:
         text = text.replace(secret, "***")
     return text
+
+
+def _clear_dead_temps(final: Path) -> None:
+    """Remove the temporary files of writes to `final` that died before their rename.
+
+    Called under the partition lock. Ours are dead for sure (the lock keeps our other threads
+    out); another process's only once older than STALE_TEMP_AGE, as a younger one may be the
+    live write of a process without the file lock (no flock there, an older MeterLake). Polars
+    directory scans trip over such foreign files, hence the cleanup at all.
+    """
+    own = f".{final.name}.{_PROCESS['tag']}-"
+    cutoff = time.time() - STALE_TEMP_AGE.total_seconds()
+    for temp in final.parent.glob(f".{final.name}.*.tmp"):
+        with suppress(FileNotFoundError):  # cleared by another process meanwhile
+            if temp.name.startswith(own) or temp.stat().st_mtime < cutoff:
+                temp.unlink(missing_ok=True)
 
 
 def _remove_empty_dirs(folder: str) -> None:
