@@ -232,12 +232,13 @@ def test_optional_columns_energy_and_cost() -> None:
     assert math.isnan(frame["cost"].iloc[2])
     assert frame["serial"].tolist() == ["OLD", "NEW", "OLD"]
     assert frame["quality"].tolist() == ["measured", "estimated", "measured"]
-    mwh = norm(rows[:1], unit="MWh").frame
-    assert mwh["energy_kwh"].tolist() == [1_500_000.0]
-    gas = norm(rows[:1], unit="m³", kind="gas").frame
+    small = {**rows[0], "value": 0.5}  # 1500 MWh or m³ in a half-hour would be implausible
+    mwh = norm([small], unit="MWh").frame
+    assert mwh["energy_kwh"].tolist() == [500.0]
+    gas = norm([small], unit="m³", kind="gas").frame
     assert gas["energy_kwh"].isna().all()
-    given = norm([{**rows[0], "energy_kwh": 16.5}], unit="m³", kind="gas").frame
-    assert given["energy_kwh"].tolist() == [16.5]
+    given = norm([{**small, "energy_kwh": 5.5}], unit="m³", kind="gas").frame
+    assert given["energy_kwh"].tolist() == [5.5]
 
 
 def test_normalize_argument_checks_and_empty_input() -> None:

@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from .plausibility import ENERGY_BASE, implausible
 from .schema import INTERVAL_COLUMNS, QUALITIES
 
 type I64 = npt.NDArray[np.int64]
@@ -48,6 +49,8 @@ REASON_MISSING_VALUE: Final = "missing_value"
 REASON_UNPARSEABLE_VALUE: Final = "unparseable_value"
 REASON_NON_FINITE_VALUE: Final = "non_finite_value"
 REASON_NEGATIVE_VALUE: Final = "negative_value"
+REASON_BOOLEAN_VALUE: Final = "boolean_value"
+REASON_IMPLAUSIBLE_VALUE: Final = "implausible_value"
 REASON_INVALID_QUALITY: Final = "invalid_quality"
 OPTIONAL_NUMBERS: Final = ("rate", "cost", "energy_kwh")
 
@@ -282,6 +285,13 @@ class NormalizeResult:
     frame: pd.DataFrame
     rejected: pd.DataFrame
 
+    def reason_counts(self) -> dict[str, int]:
+        """How many rows were set aside for each reason (only reasons that occurred)."""
+        if self.rejected.empty:
+            return {}
+        counts = self.rejected["reason"].value_counts(sort=False)
+        return {str(reason): int(count) for reason, count in counts.items()}
+
 
 def empty_intervals() -> pd.DataFrame:
     """An interval table with no rows and the right dtypes."""
@@ -405,18 +415,36 @@ def _parse_times(column: pd.Series, naive_tz: str) -> I64:
     return utc
 
 
-def _parse_numbers(column: pd.Series) -> tuple[F64, Bools, Bools]:
-    """(float64 values, missing mask, unparseable mask) of a numeric-ish column."""
+def _parse_numbers(column: pd.Series) -> tuple[F64, Bools, Bools, Bools]:
+    """(float64 values, missing, unparseable, boolean masks) of a numeric-ish column.
+
+    A boolean (JSON `true`, a bool column) is not a number: NaN, flagged in its own mask and
+    not as unparseable, so that `True` never becomes 1.0.
+    """
+    n = len(column)
     missing = np.asarray(column.isna(), dtype=bool)
-    if pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype):
+    boolean = np.zeros(n, dtype=bool)
+    dtype = column.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        boolean = ~missing
+        values = np.full(n, np.nan)
+    elif pd.api.types.is_numeric_dtype(dtype):
         values = np.asarray(column.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
     else:
-        coerced = pd.to_numeric(column.astype(object), errors="coerce")
+        items = column.to_numpy(dtype=object)
+        if pd.api.types.infer_dtype(column, skipna=True) in ("boolean", "mixed", "mixed-integer"):
+            boolean = np.fromiter(
+                (isinstance(item, bool | np.bool_) for item in items), dtype=bool, count=n
+            )
+            if boolean.any():
+                items = items.copy()
+                items[boolean] = None
+        coerced = pd.to_numeric(pd.Series(items, dtype=object), errors="coerce")
         values = np.asarray(
             pd.Series(coerced).to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64
         )
-    unparseable = np.isnan(values) & ~missing
-    return values, missing, unparseable
+    unparseable = np.isnan(values) & ~missing & ~boolean
+    return values, missing, unparseable, boolean
 
 
 def _per_row_strings(source: pd.DataFrame, column: str, default: str | None) -> npt.NDArray[Any]:
@@ -451,11 +479,14 @@ def normalize(
     Input columns: start, end, value, optionally serial, quality, rate, cost, energy_kwh.
 
     Reasons, first match wins: unparseable_time (also a missing time), end_not_after_start,
-    missing_value, unparseable_value, non_finite_value, negative_value (unless allow_negative),
-    invalid_rate / invalid_cost / invalid_energy_kwh (present but not a finite number),
-    invalid_quality. A null optional number means unknown (NaN). Where a row gives a rate but
-    no cost, cost = value x rate. energy_kwh is the row's own when given, else converted from
-    an energy unit; other units leave it NaN for the caller (units.energy_kwh_for).
+    missing_value, boolean_value (a boolean as value, rate, cost or energy_kwh: JSON `true` is
+    not 1 kWh), unparseable_value, non_finite_value, negative_value (unless allow_negative),
+    implausible_value (|value| above the bound of `kind` in `unit` over the row's length, or
+    energy_kwh above the kind's kWh bound; analytics.plausibility), invalid_rate /
+    invalid_cost / invalid_energy_kwh (present but not a finite number), invalid_quality.
+    A null optional number means unknown (NaN). Where a row gives a rate but no cost,
+    cost = value x rate. energy_kwh is the row's own when given, else converted from an
+    energy unit; other units leave it NaN for the caller (units.energy_kwh_for).
     Output keeps the input order (dedupe sorts).
     """
     from .units import energy_unit_factor
@@ -471,25 +502,39 @@ def normalize(
     empty = pd.Series([], dtype=object)
     start = _parse_times(source["start"] if n else empty, naive_tz)
     end = _parse_times(source["end"] if n else empty, naive_tz)
-    value, missing, unparseable = _parse_numbers(source["value"] if n else empty)
+    value, missing, unparseable, boolean = _parse_numbers(source["value"] if n else empty)
+    timed = (start != NAT) & (end != NAT)
+    hours = np.where(timed, end - start, 0) / NS_PER_HOUR
+
+    extras: dict[str, F64] = {}
+    invalid_extras: list[tuple[Bools, str]] = []
+    for name in OPTIONAL_NUMBERS:
+        if name in source.columns:
+            numbers, _, bad, flags = _parse_numbers(source[name])
+            boolean = boolean | flags
+            invalid_extras.append((bad | np.isinf(numbers), f"invalid_{name}"))
+            extras[name] = numbers
+        else:
+            extras[name] = np.full(n, np.nan)
 
     reasons: list[tuple[Bools, str]] = [
-        ((start == NAT) | (end == NAT), REASON_UNPARSEABLE_TIME),
+        (~timed, REASON_UNPARSEABLE_TIME),
         (end <= start, REASON_END_NOT_AFTER_START),
         (missing, REASON_MISSING_VALUE),
+        (boolean, REASON_BOOLEAN_VALUE),
         (unparseable, REASON_UNPARSEABLE_VALUE),
         (np.isinf(value), REASON_NON_FINITE_VALUE),
     ]
     if not allow_negative:
         reasons.append((value < 0, REASON_NEGATIVE_VALUE))
-    extras: dict[str, F64] = {}
-    for name in OPTIONAL_NUMBERS:
-        if name in source.columns:
-            numbers, _, bad = _parse_numbers(source[name])
-            reasons.append((bad | np.isinf(numbers), f"invalid_{name}"))
-            extras[name] = numbers
-        else:
-            extras[name] = np.full(n, np.nan)
+    reasons.append(
+        (
+            implausible(value, hours, kind=kind, unit=unit)
+            | implausible(extras["energy_kwh"], hours, kind=kind, unit=ENERGY_BASE),
+            REASON_IMPLAUSIBLE_VALUE,
+        )
+    )
+    reasons.extend(invalid_extras)
     qualities = _per_row_strings(source, "quality", quality)
     quality_codes, quality_names = codes_of(qualities)
     valid_quality = np.asarray([q in QUALITIES for q in quality_names.tolist()], dtype=bool)

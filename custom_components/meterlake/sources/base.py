@@ -83,6 +83,36 @@ class AuditRecord:
     error: str | None = None
 
 
+# The audit row of a fetch that set rows aside (normalize's quarantine), next to its HTTP rows.
+REJECTED_ENDPOINT = "rejected"
+
+
+def rejected_audit(
+    supplier: str, reasons: Mapping[str, int], *, when: datetime
+) -> AuditRecord | None:
+    """The one audit row of a fetch's set-aside rows; None when it set none aside.
+
+    `reasons` counts rows per reason (analytics.intervals.NormalizeResult.reason_counts, summed
+    over the fetch's normalize calls). rows = the total; error = "reason: count; ..." with the
+    most frequent reason first (ties by name), e.g. "implausible_value: 2; boolean_value: 1".
+    """
+    counts = sorted(
+        ((reason, count) for reason, count in reasons.items() if count > 0),
+        key=lambda item: (-item[1], item[0]),
+    )
+    if not counts:
+        return None
+    return AuditRecord(
+        time=when,
+        supplier=supplier,
+        endpoint=REJECTED_ENDPOINT,
+        status=None,
+        rows=sum(count for _, count in counts),
+        duration_s=0.0,
+        error="; ".join(f"{reason}: {count}" for reason, count in counts),
+    )
+
+
 @dataclass(slots=True)
 class FetchResult:
     """What one poll of one meter produced.
@@ -90,9 +120,10 @@ class FetchResult:
     `intervals` has the interval table's columns (analytics.schema.INTERVAL_COLUMNS) with `rate`
     and `cost` filled where a rate applies. `rates` and `standing_charges` have the columns of
     analytics.schema.RATE_COLUMNS and STANDING_CHARGE_COLUMNS; `agreements` maps the meter to
-    tariffs over time (AGREEMENT_COLUMNS). `rejected` counts rows set aside by normalize,
-    `unrated` intervals no rate covered. `complete_until` is the end of what the source
-    delivered without error: the watermark may move up to there and no further.
+    tariffs over time (AGREEMENT_COLUMNS). `rejected` counts rows set aside by normalize (the
+    `audit` then holds one `rejected_audit` row with the reasons), `unrated` intervals no rate
+    covered. `complete_until` is the end of what the source delivered without error: the
+    watermark may move up to there and no further.
     """
 
     intervals: pd.DataFrame

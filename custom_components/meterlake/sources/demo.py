@@ -13,7 +13,15 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
-from .base import AuditRecord, Executor, FetchResult, MeterInfo, SourceContext, floor_to
+from .base import (
+    AuditRecord,
+    Executor,
+    FetchResult,
+    MeterInfo,
+    SourceContext,
+    floor_to,
+    rejected_audit,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -192,7 +200,7 @@ class DemoSource:
         """Generate the slots of [start, end) that the supplier has published by now."""
         started = datetime.now(UTC)
         until = min(end, available_until(self._now()))
-        result = await self._executor(self._build, meter, start, until)
+        result, rejected = await self._executor(self._build, meter, start, until)
         result.audit.append(
             AuditRecord(
                 time=started,
@@ -203,9 +211,14 @@ class DemoSource:
                 duration_s=(datetime.now(UTC) - started).total_seconds(),
             )
         )
+        if (record := rejected_audit(SUPPLIER, rejected, when=started)) is not None:
+            result.audit.append(record)
         return result
 
-    def _build(self, meter: MeterInfo, start: datetime, until: datetime) -> FetchResult:
+    def _build(
+        self, meter: MeterInfo, start: datetime, until: datetime
+    ) -> tuple[FetchResult, dict[str, int]]:
+        """The poll's result, and the rows normalize set aside per reason."""
         import pandas as pd
 
         from ..analytics import intervals, tariffs, units
@@ -243,7 +256,7 @@ class DemoSource:
             )
         rates, charges, agreements = tariff_frames(meter, start, until)
         joined = tariffs.join_rates(frame, rates, agreements, payment_method=None)
-        return FetchResult(
+        result = FetchResult(
             intervals=joined.frame,
             complete_until=until if until > start else None,
             rates=rates,
@@ -252,6 +265,7 @@ class DemoSource:
             rejected=len(normalized.rejected),
             unrated=joined.unrated,
         )
+        return result, normalized.reason_counts()
 
 
 def tariff_frames(

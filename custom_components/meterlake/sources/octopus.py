@@ -16,6 +16,7 @@ the rates could not be read (the watermark then stays, so the next poll prices t
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -35,6 +36,7 @@ from .base import (
     SourceError,
     SourceNotFoundError,
     SourceUnavailableError,
+    rejected_audit,
 )
 from .octopus_account import (
     ACCOUNT_NUMBER_RE,
@@ -268,7 +270,7 @@ class OctopusSource:
             rates=priced.rates,
             standing_charges=priced.standing_charges,
             agreements=priced.agreements,
-            rejected=prepared.rejected,
+            rejected=sum(prepared.rejected.values()),
             unrated=priced.unrated,
             superseded=superseded,
             silent_serials=tuple(
@@ -277,7 +279,7 @@ class OctopusSource:
             unresolved_tariffs=tuple(unresolved),
         )
         result.complete_until = _complete_until(reads, prepared.last_end, failure, start, end)
-        self._finish_audit(client, result, meter)
+        self._finish_audit(client, result, meter, prepared.rejected)
         if tariff_error is not None:
             result.complete_until = None
         if (error := failure or tariff_error) is not None:
@@ -458,9 +460,13 @@ class OctopusSource:
     # ---------------------------------------------------------------------------- audit
 
     def _finish_audit(
-        self, client: HttpClient, result: OctopusFetchResult, meter: MeterInfo
+        self,
+        client: HttpClient,
+        result: OctopusFetchResult,
+        meter: MeterInfo,
+        rejected: Mapping[str, int],
     ) -> None:
-        """HTTP audit rows, one poll summary row, and scrubbed raw payloads."""
+        """HTTP audit rows, one poll summary row, the set-aside rows, scrubbed raw payloads."""
         result.audit.extend(client.audit)
         notes = []
         if result.superseded:
@@ -491,6 +497,8 @@ class OctopusSource:
                     duration_s=0.0,
                 )
             )
+        if (record := rejected_audit(SUPPLIER, rejected, when=self._now())) is not None:
+            result.audit.append(record)
         result.raw.extend((name, _scrub(body, self._secrets)) for name, body in client.raw)
 
 
@@ -585,7 +593,8 @@ def _complete_until(
 @dataclass
 class _Prepared:
     frame: pd.DataFrame
-    rejected: int
+    # Rows normalize set aside, per reason.
+    rejected: dict[str, int]
     overlapping: bool
     first_in_window: dict[str, datetime]
     last_end: dict[str, datetime]
@@ -616,7 +625,7 @@ def _prepare(
     from ..analytics import intervals, units
 
     frames: list[pd.DataFrame] = []
-    rejected = 0
+    reasons: Counter[str] = Counter()
     for read in reads:
         if not read.rows:
             continue
@@ -631,12 +640,12 @@ def _prepare(
             naive_tz=meter.time_zone,
             ingested_at=ingested,
         )
-        rejected += len(result.rejected)
+        reasons.update(result.reason_counts())
         frame = result.frame
         inside = (frame["start"] >= pd.Timestamp(start)) & (frame["start"] < pd.Timestamp(end))
         frames.append(intervals.dedupe(frame[inside]))
     if not frames:
-        return _Prepared(intervals.empty_intervals(), rejected, False, {}, {})
+        return _Prepared(intervals.empty_intervals(), dict(reasons), False, {}, {})
     frame = pd.concat(frames, ignore_index=True)
     if meter.unit == UNIT_M3:
         frame["energy_kwh"] = units.gas_m3_to_kwh(
@@ -648,7 +657,7 @@ def _prepare(
     overlapping = bool(frame["start"].duplicated().any())
     if not overlapping:
         frame = intervals.dedupe(frame)
-    return _Prepared(frame, rejected, overlapping, first, last)
+    return _Prepared(frame, dict(reasons), overlapping, first, last)
 
 
 def _empty_intervals() -> pd.DataFrame:

@@ -22,6 +22,7 @@ Every request waits for the process-wide rate limiter (tibber_api.LIMITER).
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta, tzinfo
@@ -48,6 +49,7 @@ from .base import (
     SourceError,
     SourcePayloadError,
     SourceUnavailableError,
+    rejected_audit,
 )
 from .tibber_api import (
     LIMITER,
@@ -117,7 +119,8 @@ class _Page:
 @dataclass(slots=True)
 class _Built:
     frame: pd.DataFrame
-    rejected: int
+    # Rows normalize set aside, per reason.
+    rejected: dict[str, int]
     unrated: int
     complete_until: datetime | None
 
@@ -267,7 +270,7 @@ class TibberSource:
         except SourceError as err:
             err.audit = [*client.audit, self._poll_row(series, 0, [*notes, type(err).__name__])]
             raise
-        result = await self._result(
+        result, rejected = await self._result(
             client, meter, series=series, nodes=nodes, start=start, end=end, now=now
         )
         if failure is not None:
@@ -276,6 +279,8 @@ class TibberSource:
         if price_failure is not None:
             notes.append("prices unavailable")
         result.audit = [*client.audit, self._poll_row(series, len(result.intervals), notes)]
+        if (record := rejected_audit(SUPPLIER, rejected, when=self._now())) is not None:
+            result.audit.append(record)
         if (error := failure or price_failure) is not None:
             unavailable = SourceUnavailableError(
                 f"tibber: {series.name} poll incomplete ({error})",
@@ -320,8 +325,11 @@ class TibberSource:
         start: datetime,
         end: datetime,
         now: datetime,
-    ) -> FetchResult:
-        """Interval frame, price frames and scrubbed raw payloads of one poll (in the executor)."""
+    ) -> tuple[FetchResult, dict[str, int]]:
+        """Interval frame, price frames and scrubbed raw payloads of one poll (in the executor).
+
+        Also the rows normalize set aside, per reason (for the audit).
+        """
         built = await self._executor(
             partial(_build, meter=meter, series=series, nodes=nodes, start=start, end=end, now=now)
         )
@@ -329,15 +337,16 @@ class TibberSource:
         rates, agreements = (
             await self._executor(_price_frames, meter.key, slots) if slots else (None, None)
         )
-        return FetchResult(
+        result = FetchResult(
             intervals=built.frame,
             complete_until=built.complete_until,
             rates=rates,
             agreements=agreements,
-            rejected=built.rejected,
+            rejected=sum(built.rejected.values()),
             unrated=built.unrated,
             raw=[(name, _scrub(body, self._token)) for name, body in client.raw],
         )
+        return result, built.rejected
 
     def _poll_row(self, series: _Series, rows: int, notes: Sequence[str]) -> AuditRecord:
         """One summary row per poll, next to the HTTP rows."""
@@ -641,7 +650,7 @@ def _build(
             }
         )
     frames: list[pd.DataFrame] = []
-    rejected = 0
+    rejected: Counter[str] = Counter()
     for currency, rows in groups.items():
         normalized = intervals.normalize(
             rows,
@@ -653,14 +662,14 @@ def _build(
             naive_tz=meter.time_zone,
             ingested_at=now,
         )
-        rejected += len(normalized.rejected)
+        rejected.update(normalized.reason_counts())
         if not normalized.frame.empty:
             frames.append(normalized.frame)
     if not frames:
-        return _Built(intervals.empty_intervals(), rejected, 0, None)
+        return _Built(intervals.empty_intervals(), dict(rejected), 0, None)
     frame = intervals.dedupe(pd.concat(frames, ignore_index=True))
     newest = frame["end"].max().to_pydatetime()
-    return _Built(frame, rejected, int(frame["rate"].isna().sum()), min(newest, end))
+    return _Built(frame, dict(rejected), int(frame["rate"].isna().sum()), min(newest, end))
 
 
 def _price_frames(key: str, slots: Sequence[PriceSlot]) -> tuple[pd.DataFrame, pd.DataFrame]:
