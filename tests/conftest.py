@@ -95,3 +95,18 @@ def snapshot(snapshot: Any) -> Any:
 
 # The moto S3 server fixture of the archive tests, shared with the pipeline tests.
 from .test_archive_s3 import s3  # noqa: E402, F401
+
+
+async def start_fix_flow(hass: Any, hass_client: Any, issue_id: str) -> tuple[Any, Any]:
+    """Start a repair issue's fix flow over the repairs HTTP API, as the UI does."""
+    from homeassistant.setup import async_setup_component
+
+    from custom_components.meterlake.const import DOMAIN
+
+    assert await async_setup_component(hass, "repairs", {})
+    await hass.async_block_till_done()
+    client = await hass_client()
+    resp = await client.post(
+        "/api/repairs/issues/fix", json={"handler": DOMAIN, "issue_id": issue_id}
+    )
+    return client, resp

@@ -31,6 +31,8 @@ from .const import (
 )
 from .coordinator import MeterLakeConfigEntry, MeterLakeCoordinator, MeterLakeData
 from .emissions import EmissionsTracker, emissions_issue_id
+from .options import invalid_options_issue_id
+from .repairs import async_apply_valid_options
 from .services import async_setup_services
 from .sinks import ArchiveSink, StatisticsSink, archive_issue_id
 from .sources.base import Source, SourceContext
@@ -64,6 +66,8 @@ async def async_create_source(hass: HomeAssistant, entry: MeterLakeConfigEntry) 
 
 async def async_setup_entry(hass: HomeAssistant, entry: MeterLakeConfigEntry) -> bool:
     """Set up one source: first poll, then the platforms."""
+    # Options written by hand or an older version must not keep the entry from starting.
+    await async_apply_valid_options(hass, entry)
     try:
         source = await async_create_source(hass, entry)
     except ModuleNotFoundError as err:
@@ -173,3 +177,4 @@ async def async_remove_entry(hass: HomeAssistant, entry: MeterLakeConfigEntry) -
     await WatermarkStore(hass, entry.entry_id).async_remove()
     ir.async_delete_issue(hass, DOMAIN, archive_issue_id(entry.entry_id))
     ir.async_delete_issue(hass, DOMAIN, emissions_issue_id(entry.entry_id))
+    ir.async_delete_issue(hass, DOMAIN, invalid_options_issue_id(entry.entry_id))

@@ -31,6 +31,7 @@ from homeassistant.config_entries import (
 )
 from homeassistant.const import CONF_ACCESS_TOKEN, CONF_API_KEY
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.selector import (
     BooleanSelector,
@@ -80,6 +81,7 @@ from .const import (
 )
 from .coordinator import MeterLakeConfigEntry
 from .emissions import linkable_meters
+from .options import DEFAULT_OPTIONS, invalid_options_issue_id, validate_options
 from .sources.base import (
     HttpClient,
     RetryPolicy,
@@ -103,9 +105,6 @@ from .sources.tibber import TibberAccount, TibberHome, async_read_account, home_
 _LOGGER = logging.getLogger(__name__)
 
 SOURCES = [SOURCE_DEMO, SOURCE_OCTOPUS, SOURCE_TIBBER, SOURCE_ECO2MIX]
-# Plausible natural-gas calorific values (MJ/m³) and volume corrections; outside is a typo.
-CALORIFIC_RANGE = (30.0, 50.0)
-CORRECTION_RANGE = (0.9, 1.1)
 
 # The flow asks once and answers the user: no retries, a shorter timeout than polling's 30 s.
 FLOW_RETRY_POLICY: Final = RetryPolicy(retries=0, timeout=15.0)
@@ -128,14 +127,7 @@ NO_CO2_METER_LABEL: Final = "None"
 
 def default_options() -> dict[str, Any]:
     """Options every new entry starts with."""
-    return {
-        CONF_ARCHIVE_ROOT: DEFAULT_ARCHIVE_ROOT,
-        CONF_KEEP_RAW_DAYS: DEFAULT_KEEP_RAW_DAYS,
-        CONF_BACKFILL_DAYS: DEFAULT_BACKFILL_DAYS,
-        CONF_GAS_CALORIFIC_VALUE: DEFAULT_GAS_CALORIFIC_VALUE,
-        CONF_GAS_VOLUME_CORRECTION: DEFAULT_GAS_VOLUME_CORRECTION,
-        CONF_STANDING_CHARGE_IN_COST: DEFAULT_STANDING_CHARGE_IN_COST,
-    }
+    return dict(DEFAULT_OPTIONS)
 
 
 class MeterLakeConfigFlow(ConfigFlow, domain=DOMAIN):
@@ -744,31 +736,29 @@ async def async_check_archive(hass: HomeAssistant, options: Mapping[str, Any]) -
         )
     except ArchiveError as err:
         return str(err)
+    except (OSError, RuntimeError, ValueError) as err:
+        # Path oddities open_archive does not wrap, e.g. `~nobody/lake` (no such user).
+        return str(err) or type(err).__name__
     return None
 
 
-def validate_options(user_input: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-    """Normalise option values; errors keyed by field, as translation keys.
+async def async_validate_options_form(
+    hass: HomeAssistant, stored: Mapping[str, Any], user_input: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
+    """Check a submitted shared-options form (options flow and repair) as the entry will use it.
 
-    Day counts are bounded by their selectors already; gas numbers get a plausibility check.
+    Returns the options to save (the stored ones updated with the form's values; a credential
+    field left empty removes the stored one), the errors keyed by field, and the form's
+    description placeholders ({error}: why the archive cannot be used).
     """
-    errors: dict[str, str] = {}
-    options = dict(user_input)
-    root = str(options.get(CONF_ARCHIVE_ROOT, "")).strip()
-    if not root:
-        errors[CONF_ARCHIVE_ROOT] = "archive_root_empty"
-    options[CONF_ARCHIVE_ROOT] = root
-    for key in (CONF_KEEP_RAW_DAYS, CONF_BACKFILL_DAYS):
-        options[key] = int(options[key])
-    calorific = float(options[CONF_GAS_CALORIFIC_VALUE])
-    if not CALORIFIC_RANGE[0] <= calorific <= CALORIFIC_RANGE[1]:
-        errors[CONF_GAS_CALORIFIC_VALUE] = "calorific_value_range"
-    correction = float(options[CONF_GAS_VOLUME_CORRECTION])
-    if not CORRECTION_RANGE[0] <= correction <= CORRECTION_RANGE[1]:
-        errors[CONF_GAS_VOLUME_CORRECTION] = "volume_correction_range"
-    options[CONF_GAS_CALORIFIC_VALUE] = calorific
-    options[CONF_GAS_VOLUME_CORRECTION] = correction
-    return options, errors
+    options, errors = validate_options(user_input)
+    merged = {key: value for key, value in stored.items() if key not in ARCHIVE_CREDENTIAL_KEYS}
+    merged |= options
+    placeholders = {"error": ""}
+    if not errors and (problem := await async_check_archive(hass, merged)) is not None:
+        errors[CONF_ARCHIVE_ROOT] = "archive_unreachable"
+        placeholders["error"] = problem
+    return merged, errors, placeholders
 
 
 def valid_tariff_override(code: str, kind: str) -> bool:
@@ -812,23 +802,22 @@ class MeterLakeOptionsFlow(OptionsFlowWithReload):
         current = dict(self.config_entry.options)
         placeholders = {"error": ""}
         if user_input is not None:
-            options, errors = validate_options(user_input)
-            # A field left empty removes the stored credential.
-            for key in ARCHIVE_CREDENTIAL_KEYS:
-                current.pop(key, None)
+            options, errors, placeholders = await async_validate_options_form(
+                self.hass, current, user_input
+            )
             if not errors:
-                problem = await async_check_archive(self.hass, options)
-                if problem is not None:
-                    errors[CONF_ARCHIVE_ROOT] = "archive_unreachable"
-                    placeholders["error"] = problem
-            if not errors:
-                self._options = {**current, **options}
+                self._options = options
+                # The user has reviewed the options: an "options were reset" repair is done.
+                ir.async_delete_issue(
+                    self.hass, DOMAIN, invalid_options_issue_id(self.config_entry.entry_id)
+                )
                 if self.config_entry.data.get(CONF_SOURCE) == SOURCE_OCTOPUS:
                     return await self.async_step_tariffs()
                 if self.config_entry.data.get(CONF_SOURCE) == SOURCE_ECO2MIX:
                     return await self.async_step_co2()
                 return self.async_create_entry(data=self._options)
-            current |= user_input
+            # Shown again as typed (credentials included: an empty one stays empty).
+            current = options | user_input
         return self.async_show_form(
             step_id="init",
             data_schema=_options_schema(current),
