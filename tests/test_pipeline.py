@@ -22,6 +22,9 @@ from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_fire_time_changed,
 )
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
 from pytest_homeassistant_custom_component.components.recorder.common import (
     async_wait_recording_done,
 )
@@ -303,3 +306,27 @@ async def test_rebuild_statistics_with_nothing_stored(
     with pytest.raises(ServiceValidationError) as err:
         await _rebuild(hass, config_entry=loaded_demo.entry_id)
     assert err.value.translation_key == "nothing_stored"
+
+
+async def test_rebuild_without_a_response_runs_in_the_background(
+    hass: HomeAssistant, loaded_demo: Any, hass_client: Any
+) -> None:
+    await _settle(hass)
+    before = await _last_sums(hass)
+    await stats.async_clear_statistic(hass, "meterlake:demo_gas_cost")
+    response = await hass.services.async_call(
+        DOMAIN, "rebuild_statistics", {"config_entry": loaded_demo.entry_id}, blocking=True
+    )
+    assert response is None
+    # A second rebuild while the first runs is refused with a translated error.
+    with pytest.raises(ServiceValidationError) as err:
+        await _rebuild(hass, config_entry=loaded_demo.entry_id)
+    assert err.value.translation_key == "rebuild_running"
+    await _settle(hass)
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, loaded_demo)
+    rebuild = diagnostics["statistics"]["rebuild"]
+    assert rebuild["running"] is False
+    assert (rebuild["meters"], rebuild["meters_done"]) == (2, 2)
+    assert rebuild["hours_written"] == 239  # the gas cost, rewritten whole
+    assert rebuild["failed"] is False
+    assert await _last_sums(hass) == pytest.approx(before, abs=1e-9)

@@ -118,6 +118,18 @@ class MeterTables:
 
 
 @dataclass(slots=True)
+class RebuildProgress:
+    """A statistics rebuild running (or finished) in the background, for diagnostics."""
+
+    started: datetime
+    meters: list[str]
+    done: dict[str, dict[str, int]] = field(default_factory=dict)
+    current: str | None = None
+    finished: datetime | None = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
 class PollReport:
     """What the last poll did, for diagnostics and the backfill action."""
 
@@ -165,6 +177,7 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         # Clock-aligned polls (eCO2mix) wait until then after a server asked to (Retry-After).
         self.not_before: datetime | None = None
         self.polling = False
+        self.rebuild_progress: RebuildProgress | None = None
 
     @property
     def spot_prices(self) -> Callable[[MeterInfo], Sequence[PriceSlot]] | None:
@@ -450,6 +463,38 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
             if rows is None or rows.empty:
                 continue
             await self.statistics.async_reconcile(meter, self._archived_result(meter, rows))
+
+    async def async_rebuild(
+        self, meters: Sequence[MeterInfo], start: datetime | None
+    ) -> dict[str, dict[str, int]]:
+        """Rebuild the statistics of `meters` one after the other, recording progress.
+
+        {meter key: {"intervals": read, "hours_written": sent}}. A failure is logged and kept
+        in the progress (a background rebuild has no caller to raise to), then re-raised.
+        """
+        progress = RebuildProgress(dt_util.utcnow(), [meter.key for meter in meters])
+        self.rebuild_progress = progress
+        try:
+            for meter in meters:
+                progress.current = meter.key
+                intervals, hours = await self.async_rebuild_statistics(meter, start)
+                progress.done[meter.key] = {"intervals": intervals, "hours_written": hours}
+                _LOGGER.info(
+                    "Rebuilt the statistics of %s (%d/%d): %d intervals read, %d hours written",
+                    meter.key,
+                    len(progress.done),
+                    len(meters),
+                    intervals,
+                    hours,
+                )
+        except Exception as err:
+            progress.error = str(err)
+            _LOGGER.warning("Rebuilding the statistics stopped at %s: %s", progress.current, err)
+            raise
+        finally:
+            progress.current = None
+            progress.finished = dt_util.utcnow()
+        return progress.done
 
     async def async_rebuild_statistics(
         self, meter: MeterInfo, start: datetime | None

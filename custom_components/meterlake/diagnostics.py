@@ -8,7 +8,7 @@ from typing import Any
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
 
-from .coordinator import MeterLakeConfigEntry, MeterSnapshot
+from .coordinator import MeterLakeConfigEntry, MeterSnapshot, RebuildProgress
 
 TO_REDACT = {
     "key",  # meter keys embed the MPAN/MPRN
@@ -103,6 +103,8 @@ async def async_get_config_entry_diagnostics(
             "statistics": {
                 "queued_meters": len(coordinator.statistics.pending),
                 "last_error": coordinator.statistics.last_error,
+                "failed_meters": len(coordinator.statistics.failures),
+                "rebuild": _rebuild_dict(coordinator.rebuild_progress),
             },
             "last_update_success": coordinator.last_update_success,
             "failed_meters": {
@@ -143,6 +145,21 @@ def _snapshot_dict(snapshot: MeterSnapshot) -> dict[str, Any]:
             }
         values[name] = value.isoformat() if hasattr(value, "isoformat") else value
     return values
+
+
+def _rebuild_dict(progress: RebuildProgress | None) -> dict[str, Any] | None:
+    """Progress of a statistics rebuild, counted (meter keys are redacted elsewhere)."""
+    if progress is None:
+        return None
+    return {
+        "started": progress.started.isoformat(),
+        "meters": len(progress.meters),
+        "meters_done": len(progress.done),
+        "running": progress.finished is None,
+        "finished": None if progress.finished is None else progress.finished.isoformat(),
+        "hours_written": sum(item["hours_written"] for item in progress.done.values()),
+        "failed": progress.error is not None,
+    }
 
 
 def _root_kind(root: str) -> str:

@@ -207,8 +207,7 @@ def backfill_windows(start: datetime, end: datetime) -> list[tuple[datetime, dat
 async def _async_rebuild_statistics(call: ServiceCall) -> ServiceResponse:
     """Recompute statistics from stored intervals, for one meter or all of the entry."""
     entry = loaded_entry(call.hass, call.data[ATTR_CONFIG_ENTRY])
-    coordinator = entry.runtime_data.coordinator
-    meters = list(coordinator.source.meters)
+    meters = list(entry.runtime_data.coordinator.source.meters)
     wanted: str | None = call.data.get(ATTR_METER)
     if wanted is not None:
         meters = [meter for meter in meters if meter.key == wanted]
@@ -228,10 +227,23 @@ async def _async_rebuild_statistics(call: ServiceCall) -> ServiceResponse:
                 translation_placeholders={"start": start_date.isoformat()},
             )
         start = dt_util.as_utc(dt_util.start_of_local_day(start_date))
-    summary: dict[str, Any] = {}
-    for meter in meters:
-        intervals, hours = await coordinator.async_rebuild_statistics(meter, start)
-        summary[meter.key] = {"intervals": intervals, "hours_written": hours}
+    coordinator = entry.runtime_data.coordinator
+    progress = coordinator.rebuild_progress
+    if progress is not None and progress.finished is None:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="rebuild_running",
+            translation_placeholders={"title": entry.title},
+        )
+    task = entry.async_create_background_task(
+        call.hass,
+        coordinator.async_rebuild(meters, start),
+        f"{DOMAIN} rebuild statistics {entry.entry_id}",
+    )
+    if not call.return_response:
+        # Runs on in the background, meter by meter; progress in the diagnostics and the log.
+        return None
+    summary: dict[str, Any] = dict(await task)
     if not any(item["intervals"] for item in summary.values()):
         raise ServiceValidationError(
             translation_domain=DOMAIN,
