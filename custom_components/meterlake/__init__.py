@@ -17,7 +17,7 @@ from homeassistant.helpers import (
     issue_registry as ir,
 )
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
-from homeassistant.helpers.event import async_track_utc_time_change
+from homeassistant.helpers.event import async_track_time_change, async_track_utc_time_change
 from homeassistant.helpers.importlib import async_import_module
 from homeassistant.helpers.typing import ConfigType
 
@@ -29,7 +29,12 @@ from .const import (
     PERIMETER_NATIONAL,
     SOURCE_ECO2MIX,
 )
-from .coordinator import MeterLakeConfigEntry, MeterLakeCoordinator, MeterLakeData
+from .coordinator import (
+    MeterLakeConfigEntry,
+    MeterLakeCoordinator,
+    MeterLakeData,
+    archive_damaged_issue_id,
+)
 from .emissions import EmissionsTracker, emissions_issue_id
 from .options import invalid_options_issue_id
 from .repairs import async_apply_valid_options
@@ -41,6 +46,8 @@ from .store import WatermarkStore
 PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.SENSOR]
 # Spot prices change every quarter hour: the price sensors move on without a request.
 PRICE_MINUTES = (0, 15, 30, 45)
+# Local time of the daily archive verification and statistics check (a quiet hour).
+DAILY_CHECK = (3, 17)
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
@@ -93,8 +100,19 @@ async def async_setup_entry(hass: HomeAssistant, entry: MeterLakeConfigEntry) ->
         coordinator.update_interval = None
     await coordinator.async_config_entry_first_refresh()
     entry.runtime_data = MeterLakeData(coordinator=coordinator)
-    statistics.start(entry, coordinator.async_catch_up_statistics)
+    # Once HA runs, and daily: verify the archive, then repair each statistic against it.
+    statistics.start(entry, coordinator.async_check_history)
     entry.async_on_unload(statistics.stop)
+
+    @callback
+    def _daily_check(_now: datetime) -> None:
+        entry.async_create_background_task(
+            hass, coordinator.async_check_history(), f"{DOMAIN} daily check {entry.entry_id}"
+        )
+
+    entry.async_on_unload(
+        async_track_time_change(hass, _daily_check, hour=DAILY_CHECK[0], minute=DAILY_CHECK[1])
+    )
     _async_schedule(hass, entry, coordinator, aligned)
     co2_meter = entry.options.get(CONF_CO2_METER)
     if (
@@ -176,5 +194,6 @@ async def async_remove_entry(hass: HomeAssistant, entry: MeterLakeConfigEntry) -
     """
     await WatermarkStore(hass, entry.entry_id).async_remove()
     ir.async_delete_issue(hass, DOMAIN, archive_issue_id(entry.entry_id))
+    ir.async_delete_issue(hass, DOMAIN, archive_damaged_issue_id(entry.entry_id))
     ir.async_delete_issue(hass, DOMAIN, emissions_issue_id(entry.entry_id))
     ir.async_delete_issue(hass, DOMAIN, invalid_options_issue_id(entry.entry_id))

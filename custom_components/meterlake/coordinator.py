@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from functools import partial
 import logging
 import math
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import ConfigEntryAuthFailed
+from homeassistant.exceptions import ConfigEntryAuthFailed, HomeAssistantError
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
 
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .analytics.prices import PriceSummary
+    from .archive import MeterCheck
     from .emissions import EmissionsTracker
     from .sinks import ArchiveSink, StatisticsSink
 
@@ -118,6 +121,20 @@ class MeterTables:
 
 
 @dataclass(slots=True)
+class ArchiveCheck:
+    """One meter's archive verification: what was found, and the state after repair."""
+
+    found: MeterCheck
+    final: MeterCheck
+    refetched: list[str] = field(default_factory=list)
+
+    @property
+    def lost_months(self) -> tuple[str, ...]:
+        """Months the history should have but that hold no row even after a re-fetch."""
+        return tuple(m.month for m in self.final.months if m.expected and not m.rows)
+
+
+@dataclass(slots=True)
 class RebuildProgress:
     """A statistics rebuild running (or finished) in the background, for diagnostics."""
 
@@ -178,6 +195,8 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         self.not_before: datetime | None = None
         self.polling = False
         self.rebuild_progress: RebuildProgress | None = None
+        # Archive months lost for good, per meter key (from the last verification).
+        self.lost_months: dict[str, list[str]] = {}
 
     @property
     def spot_prices(self) -> Callable[[MeterInfo], Sequence[PriceSlot]] | None:
@@ -449,6 +468,92 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         frames = [f for f in (self.recent, fresh) if f is not None and not f.empty]
         return _concat_recent(frames, now) if frames else fresh
 
+    async def async_verify_archive(
+        self, meters: Sequence[MeterInfo] | None = None, *, repair: bool = True
+    ) -> dict[str, ArchiveCheck]:
+        """Check each meter's archived history; quarantine bad files and re-fetch their months.
+
+        Expected history reaches back to the meter's oldest statistic hour (so a lost first
+        month is noticed) and up to its watermark. Months with no readable row are fetched
+        again from the source (when `repair`); months still empty afterwards cannot be
+        recovered: they are named in a repair issue, and a rebuild that would drop them is
+        refused. An archive that cannot be opened or listed raises ArchiveError.
+        """
+        from . import statistics
+
+        archive = await self.archive.async_open()
+        results: dict[str, ArchiveCheck] = {}
+        report = PollReport(started=dt_util.utcnow())
+        for meter in meters if meters is not None else self.source.meters:
+            if meter.kind == "grid":
+                continue
+            since = await statistics.async_first_hour(
+                self.hass, statistics.statistic_id(meter.key, statistics.SUFFIX_CONSUMPTION)
+            )
+            until = self.store.get(meter.key)
+
+            verify = partial(
+                archive.verify_intervals,
+                meter.key,
+                meter.cadence_minutes,
+                since=since,
+                until=until,
+            )
+
+            first = await self.hass.async_add_executor_job(verify)
+            check = ArchiveCheck(found=first, final=first)
+            empty = [month for month in first.months if month.expected and not month.rows]
+            if repair and empty:
+                for month in empty:
+                    start, end = _month_window(month.month)
+                    _LOGGER.warning(
+                        "%s: archive month %s has no readable rows; fetching it again",
+                        meter.key,
+                        month.month,
+                    )
+                    try:
+                        await self.async_poll_meter(
+                            meter, start, min(end, dt_util.utcnow()), report
+                        )
+                    except (UpdateFailed, ConfigEntryAuthFailed) as err:
+                        _LOGGER.warning("%s: re-fetching %s failed: %s", meter.key, month, err)
+                    check.refetched.append(month.month)
+                check.final = await self.hass.async_add_executor_job(verify)
+            results[meter.key] = check
+        self._note_lost_months(results)
+        return results
+
+    def _note_lost_months(self, results: Mapping[str, ArchiveCheck]) -> None:
+        """One repair issue naming every month the archive lost and the source cannot serve."""
+        names = {meter.key: meter.name for meter in self.source.meters}
+        lost = {key: check.lost_months for key, check in results.items() if check.lost_months}
+        self.lost_months = {key: list(months) for key, months in lost.items()}
+        issue_id = archive_damaged_issue_id(self.config_entry.entry_id)
+        if not lost:
+            ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+            return
+        text = "; ".join(f"{names.get(key, key)}: {', '.join(m)}" for key, m in lost.items())
+        _LOGGER.error("The archive lost months the source no longer serves: %s", text)
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            issue_id,
+            is_fixable=False,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key="archive_damaged",
+            translation_placeholders={"months": text, "root": self.archive.root_option},
+        )
+
+    async def async_check_history(self) -> None:
+        """Verify the archive, then repair the statistics against it (at start and daily)."""
+        from .archive import ArchiveError
+
+        try:
+            await self.async_verify_archive()
+        except ArchiveError as err:
+            _LOGGER.warning("Cannot verify the archive: %s", err)
+        await self.async_catch_up_statistics()
+
     async def async_catch_up_statistics(self) -> None:
         """Repair every statistic that differs from the archive (run once HA has started).
 
@@ -512,6 +617,7 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
             if self.emissions is None:
                 return 0, 0
             return await self.emissions.async_rebuild(start)
+        await self._async_refuse_lossy_rebuild(meter, start)
         rows = await self.async_stored_rows(meter, start, None)
         if rows is None or rows.empty:
             return 0, 0
@@ -519,6 +625,32 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
             meter, self._archived_result(meter, rows), exact=start is None
         )
         return len(rows), hours
+
+    async def _async_refuse_lossy_rebuild(self, meter: MeterInfo, start: datetime | None) -> None:
+        """Verify (and repair) the archive first; refuse when the rebuild would drop history."""
+        from .archive import ArchiveError
+
+        try:
+            checks = await self.async_verify_archive([meter])
+        except ArchiveError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="archive_unreadable",
+                translation_placeholders={"error": str(err)},
+            ) from err
+        check = checks.get(meter.key)
+        first_month = None if start is None else f"{start:%Y-%m}"
+        lost = [
+            month
+            for month in (check.lost_months if check is not None else ())
+            if first_month is None or month >= first_month
+        ]
+        if lost:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="rebuild_would_drop_history",
+                translation_placeholders={"meter": meter.name, "months": ", ".join(lost)},
+            )
 
     def _archived_result(self, meter: MeterInfo, rows: pd.DataFrame) -> FetchResult:
         return FetchResult(
@@ -643,6 +775,19 @@ def _update_error(err: SourceError) -> ConfigEntryAuthFailed | UpdateFailed:
         translation_key="source_error",
         translation_placeholders={"error": str(err)},
     )
+
+
+def archive_damaged_issue_id(entry_id: str) -> str:
+    """Id of the entry's "archive lost months" repair issue."""
+    return f"archive_damaged_{entry_id}"
+
+
+def _month_window(month: str) -> tuple[datetime, datetime]:
+    """[first, next month's first) of a `YYYY-MM` UTC month."""
+    year, number = (int(part) for part in month.split("-"))
+    start = datetime(year, number, 1, tzinfo=UTC)
+    end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=UTC)
+    return start, end
 
 
 def _rows_between(

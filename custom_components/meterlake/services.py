@@ -1,4 +1,4 @@
-"""Actions: `meterlake.backfill` (history in windows) and `meterlake.rebuild_statistics`."""
+"""Actions: backfill (history in windows), rebuild_statistics and verify_archive."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import probatio as vol
 
 from .const import DOMAIN, MAX_BACKFILL_DAYS
 from .coordinator import HOUR, MeterLakeConfigEntry, MeterLakeCoordinator, PollReport
-from .sources.base import floor_to
+from .sources.base import MeterInfo, floor_to
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -32,6 +32,9 @@ ATTR_METER = "meter"
 ATTR_START = "start"
 SERVICE_REBUILD_STATISTICS = "rebuild_statistics"
 SERVICE_BACKFILL = "backfill"
+SERVICE_VERIFY_ARCHIVE = "verify_archive"
+# Gap ranges listed per month in the verify_archive response (the count is always complete).
+MAX_LISTED_GAPS = 20
 BACKFILL_WINDOW = timedelta(days=30)
 
 REBUILD_SCHEMA = vol.Schema(
@@ -39,6 +42,13 @@ REBUILD_SCHEMA = vol.Schema(
         vol.Required(ATTR_CONFIG_ENTRY): cv.string,
         vol.Optional(ATTR_METER): cv.string,
         vol.Optional(ATTR_START): cv.date,
+    }
+)
+
+VERIFY_SCHEMA = vol.Schema(
+    {
+        vol.Required(ATTR_CONFIG_ENTRY): cv.string,
+        vol.Optional(ATTR_METER): cv.string,
     }
 )
 
@@ -59,6 +69,13 @@ def async_setup_services(hass: HomeAssistant) -> None:
         _async_backfill,
         schema=BACKFILL_SCHEMA,
         supports_response=SupportsResponse.OPTIONAL,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_VERIFY_ARCHIVE,
+        _async_verify_archive,
+        schema=VERIFY_SCHEMA,
+        supports_response=SupportsResponse.ONLY,
     )
     hass.services.async_register(
         DOMAIN,
@@ -204,19 +221,72 @@ def backfill_windows(start: datetime, end: datetime) -> list[tuple[datetime, dat
     return list(itertools.pairwise(bounds))
 
 
+def _chosen_meters(entry: MeterLakeConfigEntry, wanted: str | None) -> list[MeterInfo]:
+    """Every meter of the entry, or the one an action names (translated error if unknown)."""
+    meters = list(entry.runtime_data.coordinator.source.meters)
+    if wanted is None:
+        return meters
+    meters = [meter for meter in meters if meter.key == wanted]
+    if not meters:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="unknown_meter",
+            translation_placeholders={"meter": wanted, "title": entry.title},
+        )
+    return meters
+
+
+async def _async_verify_archive(call: ServiceCall) -> ServiceResponse:
+    """Report the archive per meter and month; unreadable files set aside, months re-fetched."""
+    from .archive import ArchiveError
+
+    entry = loaded_entry(call.hass, call.data[ATTR_CONFIG_ENTRY])
+    meters = _chosen_meters(entry, call.data.get(ATTR_METER))
+    coordinator = entry.runtime_data.coordinator
+    try:
+        checks = await coordinator.async_verify_archive(meters)
+    except ArchiveError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="archive_unreadable",
+            translation_placeholders={"error": str(err)},
+        ) from err
+    return {
+        "meters": {
+            key: {
+                "missing": check.final.missing,
+                "damaged_months": list(check.found.damaged_months),
+                "refetched_months": list(check.refetched),
+                "lost_months": list(check.lost_months),
+                "months": [
+                    {
+                        "month": month.month,
+                        "rows": month.rows,
+                        "expected": month.expected,
+                        "unreadable_files": [
+                            path.rsplit("/", 1)[-1]
+                            for before in check.found.months
+                            if before.month == month.month
+                            for path in before.unreadable
+                        ],
+                        "gaps": len(month.gaps),
+                        "gap_ranges": [
+                            [start.isoformat(), end.isoformat()]
+                            for start, end in month.gaps[:MAX_LISTED_GAPS]
+                        ],
+                    }
+                    for month in check.final.months
+                ],
+            }
+            for key, check in checks.items()
+        }
+    }
+
+
 async def _async_rebuild_statistics(call: ServiceCall) -> ServiceResponse:
     """Recompute statistics from stored intervals, for one meter or all of the entry."""
     entry = loaded_entry(call.hass, call.data[ATTR_CONFIG_ENTRY])
-    meters = list(entry.runtime_data.coordinator.source.meters)
-    wanted: str | None = call.data.get(ATTR_METER)
-    if wanted is not None:
-        meters = [meter for meter in meters if meter.key == wanted]
-        if not meters:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="unknown_meter",
-                translation_placeholders={"meter": wanted, "title": entry.title},
-            )
+    meters = _chosen_meters(entry, call.data.get(ATTR_METER))
     start_date: date | None = call.data.get(ATTR_START)
     start = None
     if start_date is not None:

@@ -41,7 +41,7 @@ from homeassistant.components.recorder.statistics import (
     valid_statistic_id,
 )
 from homeassistant.components.recorder.tasks import RecorderTask, SynchronizeTask
-from homeassistant.helpers.recorder import get_instance
+from homeassistant.helpers.recorder import get_instance, session_scope
 from homeassistant.util import slugify
 from homeassistant.util.hass_dict import HassKey
 from homeassistant.util.unit_conversion import EnergyConverter, VolumeConverter
@@ -727,7 +727,6 @@ def _stored_summaries(
 ) -> dict[str, tuple[int, Summary]]:
     """The same summaries of what the recorder holds (recorder executor, never the loop)."""
     from homeassistant.components.recorder.db_schema import Statistics
-    from homeassistant.helpers.recorder import session_scope
     from sqlalchemy import func, select
 
     metadata = get_metadata(hass, statistic_ids=set(expected))
@@ -766,7 +765,6 @@ class _DeleteHoursTask(RecorderTask):
     def run(self, instance: Recorder) -> None:
         """Delete the rows (nothing happens for a statistic that does not exist)."""
         from homeassistant.components.recorder.db_schema import Statistics
-        from homeassistant.helpers.recorder import session_scope
         from sqlalchemy import delete
 
         with session_scope(session=instance.get_session()) as session:
@@ -844,3 +842,24 @@ async def async_clear_statistic(hass: HomeAssistant, stat_id: str) -> None:
 async def async_last_imported_hour(hass: HomeAssistant, meter: MeterInfo) -> datetime | None:
     """Start of the newest hour stored for the meter's consumption statistic."""
     return await async_last_hour(hass, statistic_id(meter.key, SUFFIX_CONSUMPTION))
+
+
+async def async_first_hour(hass: HomeAssistant, stat_id: str) -> datetime | None:
+    """Start of the oldest hour stored for a statistic, None when it has none."""
+
+    def first() -> datetime | None:
+        from homeassistant.components.recorder.db_schema import Statistics
+        from sqlalchemy import func, select
+
+        metadata = get_metadata(hass, statistic_ids={stat_id})
+        if stat_id not in metadata:
+            return None
+        with session_scope(hass=hass, read_only=True) as session:
+            oldest = session.execute(
+                select(func.min(Statistics.start_ts)).where(
+                    Statistics.metadata_id == metadata[stat_id][0]
+                )
+            ).scalar()
+        return None if oldest is None else datetime.fromtimestamp(round(oldest), UTC)
+
+    return await get_instance(hass).async_add_executor_job(first)
