@@ -3,14 +3,20 @@
 Links custom_components/meterlake into <config>/custom_components and, unless a MeterLake
 entry exists already, writes the demo entry into .storage/core.config_entries using Home
 Assistant's own ConfigEntry class, so the storage format always matches the installed core.
+
+`--options '{"backfill_days": 120}'` sets entry options over the defaults, as a user could in
+the options flow (the fault suite uses it for a short backfill). Without it: default options.
 """
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Mapping
 import json
 from pathlib import Path
 import sys
 from types import MappingProxyType
+from typing import Any
 
 from homeassistant.config_entries import (
     SOURCE_USER,
@@ -27,8 +33,8 @@ sys.path.insert(0, str(REPO))
 from custom_components.meterlake.config_flow import default_options  # noqa: E402
 
 
-def seed(config_dir: Path) -> None:
-    """Link the integration and add the demo entry once."""
+def seed(config_dir: Path, options: Mapping[str, Any] | None = None) -> None:
+    """Link the integration and add the demo entry once (`options` over the defaults)."""
     components = config_dir / "custom_components"
     components.mkdir(parents=True, exist_ok=True)
     link = components / "meterlake"
@@ -53,7 +59,7 @@ def seed(config_dir: Path) -> None:
         discovery_keys=MappingProxyType({}),
         domain="meterlake",
         minor_version=1,
-        options=default_options(),
+        options=default_options() | dict(options or {}),
         source=SOURCE_USER,
         subentries_data=None,
         title="MeterLake demo",
@@ -64,5 +70,21 @@ def seed(config_dir: Path) -> None:
     storage.write_text(json.dumps(content, cls=JSONEncoder, indent=2), encoding="utf-8")
 
 
+def _parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Seed a config dir with the MeterLake demo entry.")
+    parser.add_argument("config_dir", type=Path, help="Home Assistant config directory")
+    parser.add_argument(
+        "--options",
+        type=json.loads,
+        default=None,
+        help="JSON object of entry options set over the defaults (only for a new entry)",
+    )
+    args = parser.parse_args(argv)
+    if args.options is not None and not isinstance(args.options, dict):
+        parser.error("--options must be a JSON object")
+    return args
+
+
 if __name__ == "__main__":
-    seed(Path(sys.argv[1]).resolve())
+    arguments = _parse_args(sys.argv[1:])
+    seed(arguments.config_dir.resolve(), arguments.options)

@@ -81,8 +81,7 @@ async def _forget_before(hass: HomeAssistant, entry: MockConfigEntry, cutoff: da
     fetch = source.async_fetch
 
     async def limited(meter: Any, start: datetime, end: datetime) -> FetchResult:
-        result = await fetch(meter, max(start, cutoff), max(end, cutoff))
-        return result
+        return await fetch(meter, max(start, cutoff), max(end, cutoff))
 
     source.async_fetch = limited
 
