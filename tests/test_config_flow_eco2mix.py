@@ -31,6 +31,7 @@ from custom_components.meterlake.config_flow import (
     perimeter_name,
 )
 from custom_components.meterlake.const import DOMAIN
+from custom_components.meterlake.lake import async_get_lake
 from custom_components.meterlake.sources.base import MeterInfo
 from custom_components.meterlake.sources.eco2mix import REGIONS
 
@@ -449,43 +450,30 @@ async def test_co2_meter_of_an_entry_not_loaded_stays_choosable(
     assert entry.options["co2_meter"] == "octopus_electricity_1012345678901"
 
 
-def _runtime_data(meters: list[MeterInfo]) -> Any:
-    """A stand-in for a loaded entry's runtime data: only its source's meters matter here."""
-    return SimpleNamespace(coordinator=SimpleNamespace(source=SimpleNamespace(meters=meters)))
-
-
 def _meter(key: str, kind: str = "electricity", *, is_export: bool = False) -> MeterInfo:
     return MeterInfo(
         key=key, supplier="x", kind=kind, unit="kWh", name=key.title(), is_export=is_export
     )
 
 
-async def test_co2_meter_options_take_import_meters_of_loaded_entries_only(
+async def test_co2_meter_options_take_import_meters_of_the_lake_only(
     hass: HomeAssistant,
 ) -> None:
+    """The lake holds the meters of loaded entries; import electricity meters are offered."""
     home = "tibber_96a14971525a4420aae9e5aedaa129ff"
-    tibber = MockConfigEntry(
-        domain=DOMAIN, title="Tibber (Kari)", data={"source": "tibber"}, unique_id="u"
-    )
-    grid = MockConfigEntry(
-        domain=DOMAIN, title="eCO2mix France", data={"source": "eco2mix"}, unique_id="g"
-    )
-    idle = MockConfigEntry(
-        domain=DOMAIN, title="Octopus Energy", data={"source": "octopus"}, unique_id="o"
-    )
-    for entry, meters in (
-        (tibber, [_meter(home), _meter(f"{home}_production", is_export=True)]),
-        (grid, [_meter("eco2mix_national", "grid")]),
-        (idle, [_meter("octopus_electricity_1")]),
-    ):
-        entry.add_to_hass(hass)
-        entry.runtime_data = _runtime_data(meters)
-    tibber.mock_state(hass, ConfigEntryState.LOADED)
-    grid.mock_state(hass, ConfigEntryState.LOADED)
-    # `idle` stays NOT_LOADED: its meters are not offered.
+    lake = async_get_lake(hass)
+    provider = SimpleNamespace()
+    lake.register(
+        "t", "Tibber (Kari)", [_meter(home), _meter(f"{home}_production", is_export=True)], provider
+    )  # type: ignore[arg-type]
+    lake.register("g", "eCO2mix France", [_meter("eco2mix_national", "grid")], provider)  # type: ignore[arg-type]
+    lake.register("w", "Water", [_meter("water_1", "water")], provider)  # type: ignore[arg-type]
     assert co2_meter_options(hass) == [
         {"value": home, "label": f"{home.title()} (Tibber (Kari))"},
     ]
+    # An entry that unloads takes its meters out of the lake.
+    lake.unregister("t")
+    assert co2_meter_options(hass) == []
 
 
 # ------------------------------------------------------------------------------ strings

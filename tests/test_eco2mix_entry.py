@@ -397,7 +397,9 @@ async def test_backfill_and_rebuild_on_a_grid_entry(
         f"SELECT count(*) FROM read_parquet('{root}/grid_mix/**/*.parquet', hive_partitioning=1)"
     ).fetchall()[0]
     assert count == int((PUBLISHED - (NOW.replace(minute=0) - timedelta(days=5))) / QUARTER)
-    # The backfilled grid reaches the emissions at once: five days of hours now.
+    # The backfilled grid reaches the emissions (through the lake's changed-rows signal):
+    # five days of hours now.
+    await hass.async_block_till_done(wait_background_tasks=True)
     await async_wait_recording_done(hass)
     hours = [datetime.fromtimestamp(r["start"], UTC) for r in await co2_rows(hass)]
     assert hours[0] == NOW.replace(minute=0) - timedelta(days=5)

@@ -295,6 +295,7 @@ async def test_schedule_during_a_run_starts_no_second_one(
     hass: HomeAssistant, tmp_path: Path, demo_entry: MockConfigEntry
 ) -> None:
     entry = await setup_linked(hass, tmp_path, demo_entry)
+    await hass.async_block_till_done(wait_background_tasks=True)
     tracker = entry.runtime_data.coordinator.emissions
     assert tracker is not None
     gate = asyncio.Event()
@@ -326,9 +327,8 @@ async def test_linked_meter_counts_only_in_a_loaded_entry(
     issue_id = emissions_issue_id(entry.entry_id)
     found = tracker.find_meter()
     assert found is not None
-    meter, coordinator = found
-    assert meter.key == DEMO_METER
-    assert coordinator is demo_entry.runtime_data.coordinator
+    assert found.meter.key == DEMO_METER
+    assert found.entry_id == demo_entry.entry_id
     today = value_of(hass, NATIONAL, "emissions_today")
     assert today > 0
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
@@ -539,17 +539,16 @@ async def test_tibber_cost_with_the_standing_charge_option(
     assert stats[stat][-1]["sum"] == pytest.approx(sum(costs))
 
 
-async def test_catch_up_after_a_complete_import_reads_nothing(
+async def test_catch_up_after_a_complete_import_sends_nothing(
     hass: HomeAssistant, loaded_demo: MockConfigEntry
 ) -> None:
-    """Statistics reach the watermark and nothing is queued: no archive read, nothing queued."""
+    """Every statistic equals the archive: the catch-up compares and writes no row."""
     await hass.async_block_till_done(wait_background_tasks=True)
     await async_wait_recording_done(hass)
     coordinator = loaded_demo.runtime_data.coordinator
-    assert coordinator.statistics.pending == {}
-    with patch.object(coordinator.archive, "async_read", AsyncMock()) as read:
+    with patch("custom_components.meterlake.statistics.async_add_external_statistics") as written:
         await coordinator.async_catch_up_statistics()
-    read.assert_not_called()
+    written.assert_not_called()
     assert coordinator.statistics.pending == {}
 
 

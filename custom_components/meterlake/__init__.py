@@ -36,6 +36,7 @@ from .coordinator import (
     archive_damaged_issue_id,
 )
 from .emissions import EmissionsTracker, emissions_issue_id
+from .lake import async_get_lake
 from .options import invalid_options_issue_id
 from .repairs import async_apply_valid_options
 from .services import async_setup_services
@@ -52,7 +53,8 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the integration's actions (they validate the entry they are called for)."""
+    """Make the lake; register the actions (they validate the entry they are called for)."""
+    async_get_lake(hass)
     async_setup_services(hass)
     return True
 
@@ -100,6 +102,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: MeterLakeConfigEntry) ->
         coordinator.update_interval = None
     await coordinator.async_config_entry_first_refresh()
     entry.runtime_data = MeterLakeData(coordinator=coordinator)
+    lake = async_get_lake(hass)
+    lake.register(entry.entry_id, entry.title, list(source.meters), coordinator)
+    entry.async_on_unload(lambda: lake.unregister(entry.entry_id))
     # Once HA runs, and daily: verify the archive, then repair each statistic against it.
     statistics.start(entry, coordinator.async_check_history)
     entry.async_on_unload(statistics.stop)

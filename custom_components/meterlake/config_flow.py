@@ -647,8 +647,8 @@ def perimeter_name(perimeter: str) -> str:
 def co2_meter_options(hass: HomeAssistant) -> list[SelectOptionDict]:
     """The meters an eCO2mix entry can compute the emissions of, labelled with their entry."""
     return [
-        SelectOptionDict(value=meter.key, label=f"{meter.name} ({entry.title})")
-        for entry, meter, _coordinator in linkable_meters(hass)
+        SelectOptionDict(value=item.meter.key, label=f"{item.meter.name} ({item.entry_title})")
+        for item in linkable_meters(hass)
     ]
 
 

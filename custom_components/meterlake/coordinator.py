@@ -29,6 +29,7 @@ from .const import (
     DOMAIN,
     RECENT_WINDOW,
 )
+from .lake import async_get_lake
 from .sources.base import (
     AuditRecord,
     FetchResult,
@@ -198,6 +199,10 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         # Archive months lost for good, per meter key (from the last verification).
         self.lost_months: dict[str, list[str]] = {}
 
+    def watermark(self, meter_key: str) -> datetime | None:
+        """End of the newest interval of the meter that every sink took (the lake asks)."""
+        return self.store.get(meter_key)
+
     @property
     def spot_prices(self) -> Callable[[MeterInfo], Sequence[PriceSlot]] | None:
         """The source's `price_slots`, for sources that publish spot prices (Tibber)."""
@@ -343,10 +348,18 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         await self.statistics.async_queue(meter, result)
         if not outcome.accepted:
             self.store.note_unarchived(meter.key, start)
-            return
-        self.store.note_archived(meter.key, start)
-        if result.complete_until is not None:
-            self.store.advance(meter.key, result.complete_until)
+        else:
+            self.store.note_archived(meter.key, start)
+            if result.complete_until is not None:
+                self.store.advance(meter.key, result.complete_until)
+        # Derived meters downstream (composed, emissions) recompute what these rows touch.
+        changed = result.grid if meter.kind == "grid" else result.intervals
+        if changed is not None and not changed.empty:
+            async_get_lake(self.hass).rows_changed(
+                meter.key,
+                changed["start"].min().to_pydatetime(),
+                changed["end"].max().to_pydatetime(),
+            )
 
     def _keep_tables(self, meter: MeterInfo, result: FetchResult, end: datetime) -> None:
         """Keep the tariff frames of the newest window.

@@ -5,7 +5,8 @@ statistic `meterlake:<meter>_co2` (kg, has_sum): for each interval of the meter,
 the carbon intensity of the grid at that time (15-minute intensities matched to the interval,
 analytics.carbon). An hour in which any interval lacks an intensity gets no row (it is reported,
 never guessed); hours after the newest published intensity wait for the next run. The meter may
-belong to any loaded MeterLake entry; its rows come from that entry's archive (or memory).
+belong to any loaded MeterLake entry: it is found in the lake, its rows read through the lake,
+and the lake's changed-rows signal triggers a recompute from where rows changed.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import logging
 from typing import TYPE_CHECKING, Final
 
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.recorder import get_instance
@@ -28,11 +29,10 @@ from homeassistant.util.unit_conversion import MassConverter
 
 from .const import (
     CONF_BACKFILL_DAYS,
-    CONF_SOURCE,
     DEFAULT_BACKFILL_DAYS,
     DOMAIN,
-    SOURCE_ECO2MIX,
 )
+from .lake import LakeMeter, async_get_lake, async_listen_rows_changed
 
 if TYPE_CHECKING:
     import numpy as np
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .coordinator import MeterLakeConfigEntry, MeterLakeCoordinator
-    from .sources.base import MeterInfo
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -54,18 +53,12 @@ DAILY_RECHECK: Final = timedelta(days=45)
 HOUR: Final = timedelta(hours=1)
 
 
-def linkable_meters(
-    hass: HomeAssistant,
-) -> Iterator[tuple[MeterLakeConfigEntry, MeterInfo, MeterLakeCoordinator]]:
-    """Electricity import meters of every loaded MeterLake entry that is not an eCO2mix one."""
-    for entry in hass.config_entries.async_loaded_entries(DOMAIN):
-        if entry.data.get(CONF_SOURCE) == SOURCE_ECO2MIX:
-            continue
-        loaded: MeterLakeConfigEntry = entry
-        coordinator = loaded.runtime_data.coordinator
-        for meter in coordinator.source.meters:
-            if meter.kind == "electricity" and not meter.is_export:
-                yield loaded, meter, coordinator
+def linkable_meters(hass: HomeAssistant) -> Iterator[LakeMeter]:
+    """Electricity import meters of the lake that do not come from an eCO2mix entry."""
+    for item in async_get_lake(hass):
+        meter = item.meter
+        if meter.kind == "electricity" and not meter.is_export and meter.supplier != "eco2mix":
+            yield item
 
 
 def emissions_issue_id(entry_id: str) -> str:
@@ -107,16 +100,30 @@ class EmissionsTracker:
         self._deep_checked: date | None = None
         self._lock = asyncio.Lock()
         self._started = False
+        # Earliest start of rows changed since the last run (None: the usual recheck window).
+        self._since: datetime | None = None
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        """Run once Home Assistant has started (statistics need the recorder's queue)."""
+        """Run once Home Assistant has started (statistics need the recorder's queue).
+
+        From then on, changed rows of the linked meter or of this entry's grid (late data, a
+        backfill, a revision) recompute the emissions from where they changed.
+        """
 
         async def _begin(_hass: HomeAssistant) -> None:
             self._started = True
             self.schedule()
 
+        @callback
+        def _changed(key: str, start: datetime, _end: datetime) -> None:
+            if key not in (self.meter_key, *self._grid_keys):
+                return
+            self._since = start if self._since is None else min(self._since, start)
+            self.schedule()
+
         self.entry.async_on_unload(async_at_started(self.hass, _begin))
+        self.entry.async_on_unload(async_listen_rows_changed(self.hass, _changed))
 
     def schedule(self) -> None:
         """Recompute in the background after a poll, unless a run is going on.
@@ -135,14 +142,20 @@ class EmissionsTracker:
         )
 
     async def _async_background(self) -> None:
-        await self.async_update()
+        # Rows that change while a run goes on are picked up by the next round.
+        while True:
+            since, self._since = self._since, None
+            await (self.async_update() if since is None else self.async_update(since=since))
+            if self._since is None:
+                return
 
-    def find_meter(self) -> tuple[MeterInfo, MeterLakeCoordinator] | None:
-        """The linked meter and the coordinator of its (loaded) entry."""
-        for _entry, meter, coordinator in linkable_meters(self.hass):
-            if meter.key == self.meter_key:
-                return meter, coordinator
-        return None
+    @property
+    def _grid_keys(self) -> tuple[str, ...]:
+        return tuple(meter.key for meter in self.coordinator.source.meters)
+
+    def find_meter(self) -> LakeMeter | None:
+        """The linked meter, from the lake (None while no loaded entry offers it)."""
+        return next((m for m in linkable_meters(self.hass) if m.meter.key == self.meter_key), None)
 
     async def async_rebuild(self, start: datetime | None) -> tuple[int, int]:
         """Recompute from `start` (None: clear and recompute `backfill_days`); (intervals, hours).
@@ -199,24 +212,25 @@ class EmissionsTracker:
             await self.coordinator.async_refresh_snapshots()
             return 0, 0
         ir.async_delete_issue(self.hass, DOMAIN, issue_id)
-        meter, meter_coordinator = found
+        meter = found.meter
         stat_id = statistics.statistic_id(meter.key, SUFFIX_CO2)
         now = dt_util.utcnow()
         today_start = dt_util.as_utc(dt_util.start_of_local_day())
         last = await statistics.async_last_hour(self.hass, stat_id)
         today = dt_util.now().date()
-        deep = since is None and (last is None or self._deep_checked != today)
-        if since is not None:
-            start = since
-        elif last is None:
+        deep = last is None or self._deep_checked != today
+        if last is None:
             days = int(self.entry.options.get(CONF_BACKFILL_DAYS, DEFAULT_BACKFILL_DAYS))
             start = now - timedelta(days=days)
         elif deep:
             start = last - DAILY_RECHECK
         else:
             start = last - RECHECK
+        if since is not None:
+            # Changed rows (a signal, a backfill, a rebuild) only ever widen the window.
+            start = min(start, since)
         start = min(start, today_start).replace(minute=0, second=0, microsecond=0)
-        rows = await meter_coordinator.async_stored_rows(meter, start, None)
+        rows = await async_get_lake(self.hass).async_rows(meter.key, start, None)
         grid_meter = self.coordinator.source.meters[0]
         grid = await self.coordinator.archive.async_read_grid(grid_meter, start - HOUR, None)
         figures = await self.hass.async_add_executor_job(

@@ -134,7 +134,6 @@ async def _async_backfill(call: ServiceCall) -> ServiceResponse:
         )
     finally:
         coordinator.statistics.release()
-    await _async_refresh_emissions(call.hass, coordinator, start)
     await coordinator.async_refresh_snapshots()
     if summary and all("error" in item for item in summary.values()):
         raise HomeAssistantError(
@@ -145,19 +144,6 @@ async def _async_backfill(call: ServiceCall) -> ServiceResponse:
             },
         )
     return {"meters": summary}
-
-
-async def _async_refresh_emissions(
-    hass: HomeAssistant, coordinator: MeterLakeCoordinator, start: datetime
-) -> None:
-    """Backfilled grid data or meter rows reach the emissions statistics they feed."""
-    keys = {meter.key for meter in coordinator.source.meters}
-    for entry in hass.config_entries.async_loaded_entries(DOMAIN):
-        tracker = entry.runtime_data.coordinator.emissions
-        if tracker is None:
-            continue
-        if tracker.coordinator is coordinator or tracker.meter_key in keys:
-            await tracker.async_update(since=start)
 
 
 async def _backfill_meters(
