@@ -34,7 +34,7 @@ async def test_demo_creates_entry_with_default_options(hass: HomeAssistant) -> N
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == "MeterLake demo"
-    assert result["data"] == {"source": "demo"}
+    assert result["data"] == {"source": "demo", "submeters": True}
     assert result["options"]["backfill_days"] == 365
     assert result["options"]["archive_root"] == "meterlake"
     assert result["options"]["gas_volume_correction"] == pytest.approx(1.02264)

@@ -128,3 +128,53 @@ def test_window_in_the_future_is_empty() -> None:
     result = _fetch(ELEC, NOW + timedelta(hours=1), NOW + timedelta(hours=3))
     assert result.intervals.empty
     assert result.complete_until is None
+
+
+# --- sub-meters (for composed meters) ----------------------------------------------------------
+
+
+def _sub_fetch(key: str, start: datetime, end: datetime) -> Any:
+    source = demo.DemoSource(_run, now=lambda: NOW, submeters=True)
+    meter = next(m for m in source.meters if m.key == key)
+    return asyncio.run(source.async_fetch(meter, start, end))
+
+
+def test_entries_without_submeters_keep_two_meters() -> None:
+    assert [m.key for m in _source().meters] == [demo.ELECTRICITY, demo.GAS]
+
+
+def test_heat_pump_and_ev_charger_stay_inside_the_house_total() -> None:
+    start, end = datetime(2026, 11, 10, tzinfo=UTC), datetime(2026, 11, 17, tzinfo=UTC)
+    house = _fetch(ELEC, start, end).intervals.set_index("start")["value"]
+    heat_pump = _sub_fetch(demo.HEAT_PUMP, start, end).intervals.set_index("start")["value"]
+    charger = _sub_fetch(demo.EV_CHARGER, start, end).intervals.set_index("start")["value"]
+    assert len(heat_pump) == len(charger) == len(house) == 7 * 48
+    assert (house - heat_pump - charger).min() >= 0
+    assert heat_pump.sum() > 0
+    assert charger.sum() > 0
+
+
+def test_boiler_is_metered_in_kwh_at_four_fifths_of_the_gas() -> None:
+    start = datetime(2026, 11, 10, tzinfo=UTC)
+    gas = _fetch(GAS, start, start + timedelta(days=1)).intervals.set_index("start")["value"]
+    boiler = _sub_fetch(demo.BOILER, start, start + timedelta(days=1)).intervals
+    assert set(boiler["unit"]) == {"kWh"}
+    kwh_per_m3 = 1.02264 * 39.5 / 3.6
+    expected = (gas * kwh_per_m3 * demo.BOILER_SHARE).round(3)
+    assert boiler.set_index("start")["value"].tolist() == pytest.approx(expected.tolist())
+
+
+def test_registers_then_smart_meter_add_up_to_the_house_total() -> None:
+    start = demo.REGISTERS_REPLACED_AT - timedelta(days=1)
+    end = demo.REGISTERS_REPLACED_AT + timedelta(days=1)
+    house = _fetch(ELEC, start, end).intervals.set_index("start")["value"]
+    parts = [
+        _sub_fetch(key, start, end).intervals.set_index("start")["value"]
+        for key in (demo.DAY_REGISTER, demo.NIGHT_REGISTER, demo.SMART_METER)
+    ]
+    day, night, smart = parts
+    assert day.index.max() < pd.Timestamp(demo.REGISTERS_REPLACED_AT)
+    assert smart.index.min() == pd.Timestamp(demo.REGISTERS_REPLACED_AT)
+    combined = day.add(night, fill_value=0).add(smart, fill_value=0)
+    assert combined.tolist() == pytest.approx(house.tolist())
+    assert (night[night.index.hour >= 8] == 0).all()

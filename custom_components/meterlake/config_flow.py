@@ -164,7 +164,8 @@ class MeterLakeConfigFlow(ConfigFlow, domain=DOMAIN):
             return self.async_show_form(step_id="demo", data_schema=vol.Schema({}))
         return self.async_create_entry(
             title="MeterLake demo",
-            data={CONF_SOURCE: SOURCE_DEMO},
+            # New demo entries have the sub-meters that composed meters are tried with.
+            data={CONF_SOURCE: SOURCE_DEMO, "submeters": True},
             options=default_options(),
         )
 

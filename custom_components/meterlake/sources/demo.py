@@ -4,7 +4,8 @@ Every value is a pure function of the slot's start time: re-fetching a window re
 numbers, whatever the window, which makes the demo usable in tests and for idempotence checks.
 It has half-hourly electricity (kWh) with daily and seasonal shape, half-hourly gas (m³), a
 time-of-use tariff with 30-minute rates that changes once, a daily standing charge, one
-electricity meter replacement and a few injected anomalies. Data lags an hour behind now.
+electricity meter replacement and a few injected anomalies; entries made by the flow also have
+sub-meters for composed meters (SUBMETERS). Data lags an hour behind now.
 """
 
 from __future__ import annotations
@@ -83,6 +84,73 @@ METERS: Final = (
         time_zone=TIME_ZONE,
     ),
 )
+
+
+# Sub-meters, for trying composed meters without an account (entries made by the flow have
+# them; `submeters` in the entry data). A heat pump and an EV charger inside the house total, a
+# gas boiler metered in kWh (80 % of the gas), and an old two-register (day/night) meter that a
+# single smart meter replaced: day + night before the replacement and smart after add up to the
+# house total.
+CONF_SUBMETERS: Final = "submeters"
+HEAT_PUMP: Final = "demo_heat_pump"
+EV_CHARGER: Final = "demo_ev_charger"
+BOILER: Final = "demo_boiler"
+DAY_REGISTER: Final = "demo_register_day"
+NIGHT_REGISTER: Final = "demo_register_night"
+SMART_METER: Final = "demo_smart_meter"
+REGISTERS_REPLACED_AT: Final = datetime(2026, 11, 15, tzinfo=UTC)
+BOILER_SHARE: Final = 0.8
+
+
+def _submeter(key: str, name: str, kind: str = "electricity") -> MeterInfo:
+    return MeterInfo(
+        key=key,
+        supplier=SUPPLIER,
+        kind=kind,
+        unit="kWh",
+        name=name,
+        time_zone=TIME_ZONE,
+        has_standing_charge=False,
+    )
+
+
+SUBMETERS: Final = (
+    _submeter(HEAT_PUMP, "Demo heat pump"),
+    _submeter(EV_CHARGER, "Demo EV charger"),
+    _submeter(BOILER, "Demo gas boiler", "gas"),
+    _submeter(DAY_REGISTER, "Demo old meter, day register"),
+    _submeter(NIGHT_REGISTER, "Demo old meter, night register"),
+    _submeter(SMART_METER, "Demo smart meter"),
+)
+
+
+def submeter_kwh(
+    key: str, starts: pd.DatetimeIndex, *, kwh_per_m3: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(values, published) of a sub-meter's slots; unpublished slots have no row."""
+    import numpy as np
+    import pandas as pd
+
+    house = electricity_kwh(starts)
+    hours = _local_hours(starts)
+    everywhere = np.ones(len(starts), dtype=bool)
+    if key == HEAT_PUMP:
+        heating = np.clip(_season(starts) + 0.2, 0.0, 1.0)
+        return np.round(house * 0.35 * heating, 3), everywhere
+    if key == EV_CHARGER:
+        local = starts.tz_convert(TIME_ZONE)
+        days = (local.normalize().tz_localize(None) - EPOCH.replace(tzinfo=None)).days.to_numpy()
+        charging = (days % 3 == 0) & (hours >= 1) & (hours < 5)
+        return np.where(charging, np.round(house * 0.3, 3), 0.0), everywhere
+    if key == BOILER:
+        return np.round(gas_m3(starts) * kwh_per_m3 * BOILER_SHARE, 3), everywhere
+    old = np.asarray(starts < pd.Timestamp(REGISTERS_REPLACED_AT))
+    night = hours < 7
+    if key == DAY_REGISTER:
+        return np.where(night, 0.0, house), old
+    if key == NIGHT_REGISTER:
+        return np.where(night, house, 0.0), old
+    return house, ~old
 
 
 def _noise(slots: np.ndarray, salt: int) -> np.ndarray:
@@ -185,16 +253,18 @@ class DemoSource:
         calorific_value: float = 39.5,
         volume_correction: float = 1.02264,
         now: Callable[[], datetime] | None = None,
+        submeters: bool = False,
     ) -> None:
         self._executor = executor
         self._calorific_value = calorific_value
         self._volume_correction = volume_correction
         self._now = now or (lambda: datetime.now(UTC))
+        self._meters = (*METERS, *SUBMETERS) if submeters else METERS
 
     @property
     def meters(self) -> Sequence[MeterInfo]:
-        """Electricity and gas."""
-        return METERS
+        """Electricity and gas, and the sub-meters when the entry has them."""
+        return self._meters
 
     async def async_fetch(self, meter: MeterInfo, start: datetime, end: datetime) -> FetchResult:
         """Generate the slots of [start, end) that the supplier has published by now."""
@@ -227,6 +297,8 @@ class DemoSource:
         if first < start:
             first += SLOT
         starts = pd.date_range(first, until, freq=SLOT, inclusive="left", tz=UTC)
+        if meter in SUBMETERS:
+            return self._build_submeter(meter, starts, start, until)
         if meter.kind == "electricity":
             values = electricity_kwh(starts)
             serial = [
@@ -264,6 +336,33 @@ class DemoSource:
             agreements=agreements,
             rejected=len(normalized.rejected),
             unrated=joined.unrated,
+        )
+        return result, normalized.reason_counts()
+
+    def _build_submeter(
+        self, meter: MeterInfo, starts: pd.DatetimeIndex, start: datetime, until: datetime
+    ) -> tuple[FetchResult, dict[str, int]]:
+        """A sub-meter's slots: kWh, no tariff (its cost comes from the house meter)."""
+        import pandas as pd
+
+        from ..analytics import intervals
+
+        kwh_per_m3 = self._volume_correction * self._calorific_value / 3.6
+        values, published = submeter_kwh(meter.key, starts, kwh_per_m3=kwh_per_m3)
+        rows = pd.DataFrame(
+            {
+                "start": starts[published],
+                "end": starts[published] + SLOT,
+                "value": values[published],
+            }
+        )
+        normalized = intervals.normalize(
+            rows, meter=meter.key, supplier=SUPPLIER, kind=meter.kind, unit=meter.unit
+        )
+        result = FetchResult(
+            intervals=normalized.frame,
+            complete_until=until if until > start else None,
+            rejected=len(normalized.rejected),
         )
         return result, normalized.reason_counts()
 
@@ -355,6 +454,7 @@ def create_source(context: SourceContext) -> DemoSource:
         context.executor,
         calorific_value=float(context.options.get("gas_calorific_value", 39.5)),
         volume_correction=float(context.options.get("gas_volume_correction", 1.02264)),
+        submeters=bool(context.data.get(CONF_SUBMETERS, False)),
     )
 
 
