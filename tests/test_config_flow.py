@@ -19,7 +19,7 @@ async def test_user_menu_lists_sources(hass: HomeAssistant) -> None:
     )
     assert result["type"] is FlowResultType.MENU
     assert result["step_id"] == "user"
-    assert result["menu_options"] == ["demo", "octopus", "tibber", "eco2mix"]
+    assert result["menu_options"] == ["demo", "octopus", "tibber", "eco2mix", "composed"]
 
 
 async def test_demo_creates_entry_with_default_options(hass: HomeAssistant) -> None:
@@ -64,7 +64,7 @@ async def test_demo_flow_over_http_api(hass: HomeAssistant, hass_client: Any) ->
     assert resp.status == 200
     body = await resp.json()
     assert body["type"] == "menu"
-    assert body["menu_options"] == ["demo", "octopus", "tibber", "eco2mix"]
+    assert body["menu_options"] == ["demo", "octopus", "tibber", "eco2mix", "composed"]
     resp = await client.post(
         f"/api/config/config_entries/flow/{body['flow_id']}", json={"next_step_id": "demo"}
     )

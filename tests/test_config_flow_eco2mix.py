@@ -289,7 +289,7 @@ async def test_eco2mix_flow_over_http_api(
     resp = await client.post("/api/config/config_entries/flow", json={"handler": DOMAIN})
     assert resp.status == 200
     body = await resp.json()
-    assert body["menu_options"] == ["demo", "octopus", "tibber", "eco2mix"]
+    assert body["menu_options"] == ["demo", "octopus", "tibber", "eco2mix", "composed"]
     url = f"/api/config/config_entries/flow/{body['flow_id']}"
 
     resp = await client.post(url, json={"next_step_id": "eco2mix"})

@@ -117,7 +117,7 @@ async def start_octopus(hass: HomeAssistant) -> Any:
         DOMAIN, context={"source": config_entries.SOURCE_USER}
     )
     assert result["type"] is FlowResultType.MENU
-    assert result["menu_options"] == ["demo", "octopus", "tibber", "eco2mix"]
+    assert result["menu_options"] == ["demo", "octopus", "tibber", "eco2mix", "composed"]
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {"next_step_id": "octopus"}
     )
@@ -349,7 +349,7 @@ async def test_octopus_flow_over_http_api(
     resp = await client.post("/api/config/config_entries/flow", json={"handler": DOMAIN})
     assert resp.status == 200
     body = await resp.json()
-    assert body["menu_options"] == ["demo", "octopus", "tibber", "eco2mix"]
+    assert body["menu_options"] == ["demo", "octopus", "tibber", "eco2mix", "composed"]
     url = f"/api/config/config_entries/flow/{body['flow_id']}"
 
     resp = await client.post(url, json={"next_step_id": "octopus"})

@@ -162,7 +162,7 @@ def selector_of(result: Any, name: str) -> Any:
 
 
 def test_menu_offers_every_source() -> None:
-    assert SOURCES == ["demo", "octopus", "tibber", "eco2mix"]
+    assert SOURCES == ["demo", "octopus", "tibber", "eco2mix", "composed"]
 
 
 async def test_tibber_flow_creates_entry(
@@ -376,7 +376,7 @@ async def test_tibber_flow_over_http_api(
     assert resp.status == 200
     body = await resp.json()
     assert body["type"] == "menu"
-    assert body["menu_options"] == ["demo", "octopus", "tibber", "eco2mix"]
+    assert body["menu_options"] == ["demo", "octopus", "tibber", "eco2mix", "composed"]
     url = f"/api/config/config_entries/flow/{body['flow_id']}"
 
     resp = await client.post(url, json={"next_step_id": "tibber"})

@@ -73,7 +73,7 @@ def _custom_integrations(request: pytest.FixtureRequest) -> Generator[None]:
     yield
 
 
-CALORIFIC = 1.02264 * 39.5 / 3.6  # kWh per m³ (DESIGN.md defaults)
+CALORIFIC = 1.02264 * 39.5 / 3.6  # kWh per m³ (the default gas figures)
 T0 = datetime(2025, 1, 6, tzinfo=UTC)
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 

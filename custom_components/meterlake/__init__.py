@@ -35,6 +35,7 @@ from .coordinator import (
     MeterLakeData,
     archive_damaged_issue_id,
 )
+from .derived import ComposedUpdater
 from .emissions import EmissionsTracker, emissions_issue_id
 from .lake import async_get_lake
 from .options import invalid_options_issue_id
@@ -42,6 +43,7 @@ from .repairs import async_apply_valid_options
 from .services import async_setup_services
 from .sinks import ArchiveSink, StatisticsSink, archive_issue_id
 from .sources.base import Source, SourceContext
+from .sources.composed import ComposedSource
 from .store import WatermarkStore
 
 PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.SENSOR]
@@ -68,6 +70,11 @@ async def async_create_source(hass: HomeAssistant, entry: MeterLakeConfigEntry) 
         executor=hass.async_add_executor_job,
         data=entry.data,
         options=entry.options,
+        lake=async_get_lake(hass),
+        subentries=[
+            (subentry_id, subentry.subentry_type, subentry.data)
+            for subentry_id, subentry in entry.subentries.items()
+        ],
     )
     source: Source = module.create_source(context)
     return source
@@ -129,9 +136,18 @@ async def async_setup_entry(hass: HomeAssistant, entry: MeterLakeConfigEntry) ->
         coordinator.emissions.start()
     else:
         ir.async_delete_issue(hass, DOMAIN, emissions_issue_id(entry.entry_id))
+    if isinstance(source, ComposedSource):
+        ComposedUpdater(hass, entry, coordinator, source).start()
+        # Adding, changing or deleting a composed meter (a subentry) rebuilds the source.
+        entry.async_on_unload(entry.add_update_listener(_async_reload))
     _async_remove_stale_devices(hass, entry, {meter.key for meter in source.meters})
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
+
+
+async def _async_reload(hass: HomeAssistant, entry: MeterLakeConfigEntry) -> None:
+    """Reload after the entry or one of its subentries changed."""
+    hass.config_entries.async_schedule_reload(entry.entry_id)
 
 
 def _async_schedule(

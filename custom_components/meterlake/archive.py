@@ -1,8 +1,8 @@
 """Parquet archive of the interval table and its companions, on local disk or object storage.
 
-Layout (DESIGN.md, "Archive layout"): hive partitions, one `data.parquet` per partition, monthly
-where the data is periodic. Partition columns live only in the path, so hive readers (DuckDB,
-Polars, Spark, pyarrow.dataset) get them back once, not twice.
+Layout (docs/architecture.md, "The archive"): hive partitions, one `data.parquet` per partition,
+monthly where the data is periodic. Partition columns live only in the path, so hive readers
+(DuckDB, Polars, Spark, pyarrow.dataset) get them back once, not twice.
 
 Every method is blocking and thread-safe: the coordinator calls it through
 `hass.async_add_executor_job`. A write merges the partition's file with the incoming rows and

@@ -25,8 +25,10 @@ from typing import Any, Final, Literal
 
 from homeassistant.config_entries import (
     SOURCE_RECONFIGURE,
+    ConfigEntry,
     ConfigFlow,
     ConfigFlowResult,
+    ConfigSubentryFlow,
     OptionsFlowWithReload,
 )
 from homeassistant.const import CONF_ACCESS_TOKEN, CONF_API_KEY
@@ -74,6 +76,7 @@ from .const import (
     MAX_BACKFILL_DAYS,
     MAX_KEEP_RAW_DAYS,
     PERIMETER_NATIONAL,
+    SOURCE_COMPOSED,
     SOURCE_DEMO,
     SOURCE_ECO2MIX,
     SOURCE_OCTOPUS,
@@ -89,6 +92,7 @@ from .sources.base import (
     SourceError,
     SourceNotFoundError,
 )
+from .sources.composed import TYPE_MASTER, TYPE_PREFERRED, TYPE_VIRTUAL
 from .sources.eco2mix import REGIONS, async_check
 from .sources.octopus import (
     TARIFF_CODE_RE,
@@ -101,10 +105,11 @@ from .sources.octopus import (
 )
 from .sources.octopus_account import GAS_UNITS, SUPPLIER as OCTOPUS_SUPPLIER
 from .sources.tibber import TibberAccount, TibberHome, async_read_account, home_config
+from .subentry_flow import ComposedMeterFlow
 
 _LOGGER = logging.getLogger(__name__)
 
-SOURCES = [SOURCE_DEMO, SOURCE_OCTOPUS, SOURCE_TIBBER, SOURCE_ECO2MIX]
+SOURCES = [SOURCE_DEMO, SOURCE_OCTOPUS, SOURCE_TIBBER, SOURCE_ECO2MIX, SOURCE_COMPOSED]
 
 # The flow asks once and answers the user: no retries, a shorter timeout than polling's 30 s.
 FLOW_RETRY_POLICY: Final = RetryPolicy(retries=0, timeout=15.0)
@@ -150,7 +155,20 @@ class MeterLakeConfigFlow(ConfigFlow, domain=DOMAIN):
     @callback
     def async_get_options_flow(config_entry: MeterLakeConfigEntry) -> MeterLakeOptionsFlow:
         """Options shared by every source."""
+        if config_entry.data.get(CONF_SOURCE) == SOURCE_COMPOSED:
+            # Its update listener reloads it (subentries change it too).
+            return ComposedOptionsFlow()
         return MeterLakeOptionsFlow()
+
+    @classmethod
+    @callback
+    def async_get_supported_subentry_types(
+        cls, config_entry: ConfigEntry[Any]
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """Composed meters are subentries of the Composed meters entry."""
+        if config_entry.data.get(CONF_SOURCE) != SOURCE_COMPOSED:
+            return {}
+        return dict.fromkeys((TYPE_VIRTUAL, TYPE_MASTER, TYPE_PREFERRED), ComposedMeterFlow)
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """First step: which source to add."""
@@ -166,6 +184,20 @@ class MeterLakeConfigFlow(ConfigFlow, domain=DOMAIN):
             title="MeterLake demo",
             # New demo entries have the sub-meters that composed meters are tried with.
             data={CONF_SOURCE: SOURCE_DEMO, "submeters": True},
+            options=default_options(),
+        )
+
+    async def async_step_composed(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Composed meters: one entry per installation; each meter is one of its subentries."""
+        await self.async_set_unique_id(SOURCE_COMPOSED)
+        self._abort_if_unique_id_configured()
+        if user_input is None:
+            return self.async_show_form(step_id="composed", data_schema=vol.Schema({}))
+        return self.async_create_entry(
+            title="Composed meters",
+            data={CONF_SOURCE: SOURCE_COMPOSED},
             options=default_options(),
         )
 
@@ -618,6 +650,14 @@ class MeterLakeConfigFlow(ConfigFlow, domain=DOMAIN):
             return self.async_show_form(step_id="reconfigure_demo", data_schema=vol.Schema({}))
         return self.async_update_reload_and_abort(self._get_reconfigure_entry())
 
+    async def async_step_reconfigure_composed(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Each composed meter is reconfigured as its subentry: confirm and recompute all."""
+        if user_input is None:
+            return self.async_show_form(step_id="reconfigure_composed", data_schema=vol.Schema({}))
+        return self.async_update_reload_and_abort(self._get_reconfigure_entry())
+
 
 def _password() -> TextSelector:
     return TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
@@ -899,3 +939,9 @@ class MeterLakeOptionsFlow(OptionsFlowWithReload):
             errors=errors,
             description_placeholders={"perimeter": perimeter_name(perimeter)},
         )
+
+
+class ComposedOptionsFlow(MeterLakeOptionsFlow):
+    """The shared options of the Composed meters entry, reloaded by its update listener."""
+
+    automatic_reload = False

@@ -12,6 +12,8 @@ SOURCE_DEMO: Final = "demo"
 SOURCE_OCTOPUS: Final = "octopus"
 SOURCE_TIBBER: Final = "tibber"
 SOURCE_ECO2MIX: Final = "eco2mix"
+# Composed meters (virtual, master, preferred), one entry per installation, meters as subentries.
+SOURCE_COMPOSED: Final = "composed"
 
 # Octopus entry data (api_key is homeassistant.const.CONF_API_KEY) and option.
 CONF_ACCOUNT_NUMBER: Final = "account_number"
@@ -28,7 +30,7 @@ CONF_PERIMETER: Final = "perimeter"
 PERIMETER_NATIONAL: Final = "national"
 CONF_CO2_METER: Final = "co2_meter"
 
-# Options shared by every source (DESIGN.md, "Entry types and unique ids").
+# Options shared by every source (docs/architecture.md, "Options").
 CONF_ARCHIVE_ROOT: Final = "archive_root"
 CONF_KEEP_RAW_DAYS: Final = "keep_raw_days"
 CONF_BACKFILL_DAYS: Final = "backfill_days"

@@ -41,6 +41,7 @@ from .sources.base import (
     SourceUnavailableError,
     floor_to,
 )
+from .sources.composed import ComposedSource
 from .store import WatermarkStore
 
 if TYPE_CHECKING:
@@ -97,6 +98,16 @@ class MeterSnapshot:
     emissions_today: float | None = None
     emissions_missing: int | None = None
     emissions_meter: str | None = None
+    # Composed meters (virtual, master, preferred).
+    composed: ComposedPart | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ComposedPart:
+    """What a composed meter shows besides consumption: its reading, what clipping removed."""
+
+    reading: float | None = None
+    clipped_today: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -749,6 +760,11 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
                 values["current_rate"] = summary.current
                 values["next_rate"] = summary.next
                 values["next_rate_start"] = summary.next_start
+        if isinstance(self.source, ComposedSource):
+            values["composed"] = ComposedPart(
+                reading=self.source.readings.get(meter.key),
+                clipped_today=self.source.clipped.on(meter.key, dt_util.as_local(now).date()),
+            )
         if meter.kind == "grid":
             from .analytics.grid import (
                 latest_mix,

@@ -330,10 +330,43 @@ EMISSIONS_SENSOR = MeterLakeSensorDescription(
 )
 
 
+# Composed meters: no tariff of their own (cost uses the base meter's rate of each interval).
+COMPOSED_WITHOUT = frozenset({"current_rate", "next_rate", "standing_charge", "unrated_intervals"})
+METER_READING = MeterLakeSensorDescription(
+    key="meter_reading",
+    translation_key="meter_reading",
+    value_fn=lambda s: None if s.composed is None else s.composed.reading,
+    unit_fn=lambda meter: meter.unit,
+    device_class_fn=consumption_device_class,
+    state_class=SensorStateClass.TOTAL_INCREASING,
+    suggested_display_precision=3,
+)
+CLIPPED_TODAY = MeterLakeSensorDescription(
+    key="clipped_today",
+    translation_key="clipped_today",
+    value_fn=lambda s: None if s.composed is None else s.composed.clipped_today,
+    unit_fn=lambda meter: meter.unit,
+    suggested_display_precision=3,
+    entity_category=EntityCategory.DIAGNOSTIC,
+)
+
+
+def _composed_descriptions(meter: MeterInfo) -> list[MeterLakeSensorDescription]:
+    found = [d for d in SENSORS if d.exists_fn(meter) and d.key not in COMPOSED_WITHOUT]
+    kind = meter.extra.get("type")
+    if kind == "master":
+        found.append(METER_READING)
+    elif kind == "virtual":
+        found.append(CLIPPED_TODAY)
+    return found
+
+
 def descriptions_for(
     coordinator: MeterLakeCoordinator, meter: MeterInfo
 ) -> list[MeterLakeSensorDescription]:
     """The sensors one meter gets, from what its source publishes."""
+    if meter.supplier == "composed":
+        return _composed_descriptions(meter)
     if meter.kind == "grid":
         found = [d for d in GRID_SENSORS if d.exists_fn(meter)]
         if coordinator.emissions is not None:
@@ -355,11 +388,15 @@ async def async_setup_entry(
 ) -> None:
     """One set of sensors per meter of the entry."""
     coordinator = entry.runtime_data.coordinator
-    async_add_entities(
-        MeterLakeSensor(coordinator, meter, description)
-        for meter in coordinator.source.meters
-        for description in descriptions_for(coordinator, meter)
-    )
+    for meter in coordinator.source.meters:
+        # A composed meter belongs to its subentry (deleting it removes its device).
+        async_add_entities(
+            (
+                MeterLakeSensor(coordinator, meter, description)
+                for description in descriptions_for(coordinator, meter)
+            ),
+            config_subentry_id=meter.extra.get("subentry_id"),
+        )
 
 
 class MeterLakeSensor(MeterLakeEntity, SensorEntity):

@@ -1,4 +1,4 @@
-"""Long-term statistics for the Energy dashboard (DESIGN.md, "Long-term statistics contract").
+"""Long-term statistics for the Energy dashboard (docs/architecture.md, "Long-term statistics").
 
 Every meter becomes external statistics `meterlake:<meter>_consumption`, `_cost` (in its
 currency) and, for meters read by volume, `_energy` in kWh. Rows are hourly on UTC hours.

@@ -1,4 +1,6 @@
-"""The interval table (DESIGN.md) as pure pandas functions: normalize, dedupe, report, aggregate.
+"""The interval table as pure pandas functions: normalize, dedupe, report, aggregate.
+
+See docs/architecture.md, "The one table".
 
 Every source, the statistics import and the archive read the numbers these functions produce, so
 they are exact by design: timestamps are handled as int64 nanoseconds since the Unix epoch (UTC),

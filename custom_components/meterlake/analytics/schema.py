@@ -1,4 +1,4 @@
-"""Column sets of the frames every part exchanges (DESIGN.md, "The interval table").
+"""Column sets of the frames every part exchanges (docs/architecture.md, "The one table").
 
 Kept free of pandas/pyarrow imports so that the HA layer can name columns without loading them.
 """

@@ -1,8 +1,9 @@
 """What every source shares: meter descriptions, fetch results, errors and the HTTP retry policy.
 
-A source turns one supplier's API into the interval table (DESIGN.md). It knows nothing of Home
-Assistant entities: it gets an aiohttp session and an executor callable from the coordinator, and
-returns pandas frames. Errors carry a translation key so the HA layer can raise them as they are.
+A source turns one supplier's API into the interval table (docs/architecture.md). It knows
+nothing of Home Assistant entities: it gets an aiohttp session and an executor callable from the
+coordinator, and returns pandas frames. Errors carry a translation key so the HA layer can raise
+them as they are.
 """
 
 from __future__ import annotations
@@ -149,6 +150,10 @@ class SourceContext:
     executor: Executor
     data: Mapping[str, Any]
     options: Mapping[str, Any]
+    # Derived sources (composed meters) read the lake (sources.composed.LakeReader) and are
+    # configured by the entry's subentries: (subentry id, subentry type, data).
+    lake: Any = None
+    subentries: Sequence[tuple[str, str, Mapping[str, Any]]] = ()
 
 
 class Source(Protocol):
@@ -227,7 +232,7 @@ class SourceUnavailableError(SourceError):
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """DESIGN.md: 30 s per request; at most 3 retries; 2 s x 2^attempt + jitter or Retry-After."""
+    """30 s per request; at most 3 retries; 2 s x 2^attempt + jitter or Retry-After (HTTP)."""
 
     retries: int = 3
     base_delay: float = 2.0

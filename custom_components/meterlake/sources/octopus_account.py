@@ -90,7 +90,7 @@ def parse_time(value: Any) -> datetime | None:
 
 
 def meter_key(kind: str, point: str) -> str:
-    """Stable key of a metering point (DESIGN.md): survives meter replacements."""
+    """Stable key of a metering point (docs/architecture.md): survives meter replacements."""
     return f"octopus_{kind}_{point}"
 
 
