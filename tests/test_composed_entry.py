@@ -149,6 +149,8 @@ class Ui:
 @pytest.fixture
 async def ui(hass: HomeAssistant, hass_client: Any) -> Ui:
     assert await async_setup_component(hass, "config", {})
+    # Before the client: HTTP routes cannot be added once it runs.
+    assert await async_setup_component(hass, "diagnostics", {})
     return Ui(await hass_client())
 
 
@@ -372,3 +374,58 @@ async def test_an_input_that_goes_away_makes_the_meter_unavailable_with_a_repair
     await hass.config_entries.async_reload(entry.entry_id)
     await _settle(hass)
     assert hass.states.get("sensor.fireplace_consumption_today").state == "unavailable"
+
+
+async def test_a_preferred_meter_marks_fallback_intervals_estimated(
+    hass: HomeAssistant, late_heat_pump: Any, household: MockConfigEntry, ui: Ui, tmp_path: Path
+) -> None:
+    """Heat pump first, EV charger as the fallback: where the heat pump is late, estimated."""
+    created = await ui.add_composed_entry()
+    entry_id = created["result"]["entry_id"]
+    await _settle(hass)
+    body = await ui.subentry(
+        entry_id,
+        "preferred",
+        {"name": "Best guess", "inputs": [demo.HEAT_PUMP, demo.EV_CHARGER], **GAS_FIGURES},
+    )
+    assert body["type"] == "create_entry", body
+    await _settle(hass)
+    root = tmp_path / "config" / "meterlake"
+    query = (
+        f"SELECT quality, count(*) FROM read_parquet('{root}/consumption/**/*.parquet', "
+        "hive_partitioning=1) WHERE meter = 'composed_best_guess' GROUP BY quality ORDER BY 1"
+    )
+    late_slots = int((pd.Timestamp(UNTIL) - LATE_FROM) / pd.Timedelta(minutes=30))
+    assert duckdb.sql(query).fetchall() == [
+        ("estimated", late_slots),
+        ("measured", len(_starts()) - late_slots),
+    ]
+
+
+async def test_diagnostics_report_clipping_per_day(
+    hass: HomeAssistant, household: MockConfigEntry, ui: Ui, hass_client: Any
+) -> None:
+    from pytest_homeassistant_custom_component.components.diagnostics import (
+        get_diagnostics_for_config_entry,
+    )
+
+    created = await ui.add_composed_entry()
+    entry = hass.config_entries.async_get_entry(created["result"]["entry_id"])
+    await _settle(hass)
+    # Boiler minus gas in kWh: the gas is 1.25 times the boiler, so this clips every slot with gas.
+    body = await ui.subentry(
+        entry.entry_id,
+        "virtual",
+        {"name": "Wrong way round", "base": demo.BOILER, "subtract": [demo.GAS], **GAS_FIGURES},
+    )
+    assert body["type"] == "create_entry", body
+    await _settle(hass)
+    result = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+    composed = result["composed"]["meter_0"]
+    assert composed["type"] == "virtual"
+    gas = pd.Series(demo.gas_m3(_starts()), index=_starts())
+    clipped = (gas * KWH_PER_M3 - _sub(demo.BOILER, _starts())).clip(lower=0)
+    by_day = clipped.groupby(clipped.index.tz_convert("Europe/London").date).sum()
+    assert sum(composed["clipped_by_day"].values()) == pytest.approx(by_day.sum(), rel=1e-9)
+    state = hass.states.get("sensor.wrong_way_round_clipped_at_zero_today")
+    assert float(state.state) == pytest.approx(by_day.iloc[-1], rel=1e-6)

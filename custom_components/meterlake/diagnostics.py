@@ -8,7 +8,13 @@ from typing import Any
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
 
-from .coordinator import MeterLakeConfigEntry, MeterSnapshot, RebuildProgress
+from .coordinator import (
+    MeterLakeConfigEntry,
+    MeterLakeCoordinator,
+    MeterSnapshot,
+    RebuildProgress,
+)
+from .sources.composed import ComposedSource
 
 TO_REDACT = {
     "key",  # meter keys embed the MPAN/MPRN
@@ -112,6 +118,12 @@ async def async_get_config_entry_diagnostics(
                 for index, meter in enumerate(coordinator.source.meters)
                 if meter.key in coordinator.failed
             },
+            "composed": _composed_dict(coordinator),
+            "lost_archive_months": {
+                f"meter_{index}": coordinator.lost_months[meter.key]
+                for index, meter in enumerate(coordinator.source.meters)
+                if meter.key in coordinator.lost_months
+            },
         },
         TO_REDACT,
     )
@@ -145,6 +157,28 @@ def _snapshot_dict(snapshot: MeterSnapshot) -> dict[str, Any]:
             }
         values[name] = value.isoformat() if hasattr(value, "isoformat") else value
     return values
+
+
+def _composed_dict(coordinator: MeterLakeCoordinator) -> dict[str, Any] | None:
+    """Composed meters: their kind, inputs (indexed) and what clipping at 0 removed per day."""
+    source = coordinator.source
+    if not isinstance(source, ComposedSource):
+        return None
+    out: dict[str, Any] = {}
+    for index, meter in enumerate(source.meters):
+        definition = source.definitions[meter.key]
+        clipped = source.clipped.by_day(meter.key)
+        out[f"meter_{index}"] = {
+            "type": definition.type,
+            "inputs": len(definition.sources),
+            "cadence_minutes": definition.cadence_minutes,
+            "clipped_by_day": {
+                day.isoformat(): amount for day, amount in sorted(clipped.items()) if amount
+            },
+        }
+    if source.broken:
+        out["broken_subentries"] = sorted(source.broken.values())
+    return out
 
 
 def _rebuild_dict(progress: RebuildProgress | None) -> dict[str, Any] | None:

@@ -105,12 +105,24 @@ class Slots:
         return len(self.start)
 
 
+def _no_floats() -> F64:
+    import numpy as np
+
+    return np.zeros(0, dtype=np.float64)
+
+
 @dataclass(frozen=True, slots=True)
 class VirtualResult:
-    """A virtual meter's slots and what clipping at 0 removed, per local day (only days > 0)."""
+    """A virtual meter's slots and what clipping at 0 removed.
+
+    clipped: per local day, only days where something was removed (columns day, clipped).
+    clipped_by_slot: per slot of `slots`, the amount removed - 0.0 where nothing was, NaN where
+    the slot is unknown - for a caller that keeps the accounting per slot and recomputes windows.
+    """
 
     slots: Slots
     clipped: pd.DataFrame
+    clipped_by_slot: F64 = field(default_factory=_no_floats)
 
 
 @dataclass(frozen=True, slots=True)
@@ -862,8 +874,11 @@ def virtual(base: Slots, terms: Sequence[tuple[int, Slots]], *, tz: str) -> Virt
         total = np.array(base.value, dtype=np.float64, copy=True)
     where = np.flatnonzero(total < 0)
     clipped = _no_clipping().copy()
+    by_slot = np.zeros(len(total), dtype=np.float64)
+    by_slot[np.isnan(total)] = np.nan
     if len(where):
         amounts = -total[where]
+        by_slot[where] = amounts
         total[where] = 0.0
         days = local_days(base.start[where], tz)
         heads = np.flatnonzero(np.append(True, days[1:] != days[:-1]))
@@ -883,7 +898,7 @@ def virtual(base: Slots, terms: Sequence[tuple[int, Slots]], *, tz: str) -> Virt
     slots = _numbered(
         _ranked(Slots(base.start, base.end, total, base.rate, labels), ranks), grid.numbers()
     )
-    return VirtualResult(slots=slots, clipped=clipped)
+    return VirtualResult(slots=slots, clipped=clipped, clipped_by_slot=by_slot)
 
 
 # --------------------------------------------------------------------------------------------

@@ -244,24 +244,47 @@ def coarsest_cadence(inputs: Sequence[MeterInfo]) -> int:
     return max((meter.cadence_minutes for meter in inputs), default=30)
 
 
+# How long per-slot clipping is kept in memory (diagnostics show days, sensors today).
+CLIPPED_KEPT: Final = timedelta(days=45)
+
+
 @dataclass(slots=True)
 class Clipped:
-    """Amount removed by clipping at 0, per local day, per virtual meter (diagnostics)."""
+    """Amount removed by clipping at 0, per slot, per virtual meter; summed per local day.
 
-    by_day: dict[str, dict[date, float]] = field(default_factory=dict)
+    Kept per slot so that a recompute of part of a day (a late half-hour) replaces exactly
+    those slots and the day's total stays whole.
+    """
 
-    def record(self, key: str, frame: pd.DataFrame) -> None:
-        """Replace the days a computation covered with what it clipped."""
-        days = self.by_day.setdefault(key, {})
-        for day, amount in zip(frame["day"], frame["clipped"], strict=True):
-            days[day] = float(amount)
+    by_slot: dict[str, dict[datetime, float]] = field(default_factory=dict)
+    time_zones: dict[str, str] = field(default_factory=dict)
+
+    def record(self, key: str, time_zone: str, slots: Mapping[datetime, float]) -> None:
+        """Replace the computed slots' amounts (0 where nothing was clipped)."""
+        kept = self.by_slot.setdefault(key, {})
+        kept.update(slots)
+        self.time_zones[key] = time_zone
+        if kept:
+            horizon = max(kept) - CLIPPED_KEPT
+            for start in [s for s in kept if s < horizon]:
+                del kept[start]
+
+    def by_day(self, key: str) -> dict[date, float]:
+        """Clipped per local day (every day with a computed slot)."""
+        from zoneinfo import ZoneInfo
+
+        zone = ZoneInfo(self.time_zones.get(key, "UTC"))
+        days: dict[date, float] = {}
+        for start, amount in self.by_slot.get(key, {}).items():
+            day = start.astimezone(zone).date()
+            days[day] = days.get(day, 0.0) + amount
+        return days
 
     def on(self, key: str, day: date) -> float | None:
         """Clipped on one local day (0.0 when nothing was), None before any computation."""
-        days = self.by_day.get(key)
-        if days is None:
+        if key not in self.by_slot:
             return None
-        return days.get(day, 0.0)
+        return self.by_day(key).get(day, 0.0)
 
 
 class ComposedSource:
@@ -324,7 +347,7 @@ class ComposedSource:
             inputs[key] = (item.meter, rows)
         intervals, clipped = await self._executor(compute, definition, inputs, start, end, started)
         if clipped is not None:
-            self.clipped.record(meter.key, clipped)
+            self.clipped.record(meter.key, definition.time_zone, clipped)
         marks = [self._lake.watermark(key) for key in definition.sources]
         complete = None if any(m is None for m in marks) else min(m for m in marks if m)
         if complete is not None:
@@ -391,8 +414,8 @@ def compute(
     start: datetime,
     end: datetime,
     now: datetime,
-) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """The composed interval-table rows starting in [start, end), and clipping per day (executor).
+) -> tuple[pd.DataFrame, dict[datetime, float] | None]:
+    """The composed interval-table rows starting in [start, end), and clipping per slot (executor).
 
     Slots the inputs do not all know are left out (missing, never 0); a later computation adds
     them when the inputs arrive.
@@ -402,14 +425,14 @@ def compute(
     from ..analytics import compose
 
     slots = {key: _slots(definition, meter, rows) for key, (meter, rows) in inputs.items()}
-    clipped: pd.DataFrame | None = None
+    clipped: dict[datetime, float] | None = None
     if definition.type == TYPE_VIRTUAL:
         assert definition.base is not None
         terms = [(1, slots[key]) for key in definition.add] + [
             (-1, slots[key]) for key in definition.subtract
         ]
-        result = compose.virtual(slots[definition.base], terms, tz=definition.time_zone)
-        out, clipped = result.slots, result.clipped
+        out = compose.virtual(slots[definition.base], terms, tz=definition.time_zone).slots
+        clipped = _clipped_slots(slots[definition.base], terms, start, end)
     elif definition.type == TYPE_MASTER:
         periods = []
         begin: int | None = None
@@ -433,6 +456,27 @@ def compute(
     )
     inside = (frame["start"] >= pd.Timestamp(start)) & (frame["start"] < pd.Timestamp(end))
     return frame[inside].reset_index(drop=True), clipped
+
+
+def _clipped_slots(
+    base: Slots, terms: Sequence[tuple[int, Slots]], start: datetime, end: datetime
+) -> dict[datetime, float]:
+    """What clipping at 0 removes in each known slot of [start, end) (0.0 where nothing)."""
+    import pandas as pd
+
+    def series(slots: Slots) -> pd.Series:
+        return pd.Series(slots.value, index=pd.to_datetime(slots.start, utc=True))
+
+    total = series(base)
+    for sign, term in terms:
+        total = total + sign * series(term).reindex(total.index)
+    total = total[(total.index >= pd.Timestamp(start)) & (total.index < pd.Timestamp(end))]
+    total = total.dropna()
+    removed = (-total).clip(lower=0.0)
+    return {
+        pd.Timestamp(moment).to_pydatetime(): float(amount)
+        for moment, amount in zip(removed.index, removed.to_numpy(), strict=True)
+    }
 
 
 def create_source(context: SourceContext) -> ComposedSource:
