@@ -68,6 +68,7 @@ def test_everything_else_with_a_missing_input_and_a_late_arrival() -> None:
     assert result.slots.quality.tolist() == ["measured", "estimated", *["measured"] * 3]
     assert result.clipped.empty
     assert list(result.clipped.columns) == ["day", "clipped"]
+    assert same(result.clipped_by_slot, [0.0, 0.0, math.nan, 0.0, math.nan])
 
     # the late half-hour arrives: only its own slot is recomputed, and it fills in
     lo, hi = c.affected_window(ev_all.start[2], ev_all.end[2], 30, tz="Europe/London")
@@ -121,6 +122,7 @@ def test_clip_accounting_is_per_local_day() -> None:
     assert same(result.slots.value, [0.0, 0.0, 1.0, 0.0, 0.0, 0.0])
     assert result.clipped["day"].tolist() == [date(2024, 6, 1), date(2024, 6, 2)]
     assert result.clipped["clipped"].tolist() == [0.75, 1.75]
+    assert result.clipped_by_slot.tolist() == [0.5, 0.25, 0.0, 0.5, 0.75, 0.5]
     # in UTC only the last half-hour is 2 June
     utc_days = c.virtual(base, [(-1, term)], tz="UTC").clipped
     assert utc_days["day"].tolist() == [date(2024, 6, 1), date(2024, 6, 2)]
@@ -712,6 +714,11 @@ def test_clipped_and_result_add_up(
     assert total_clipped + math.fsum(unclipped[known]) == math.fsum(positive)
     assert (result.clipped["clipped"] > 0).all()
     assert result.clipped["day"].is_unique
+    # per slot: the negative part where known, NaN where not; the days add those up
+    by_slot = result.clipped_by_slot
+    assert np.array_equal(np.isnan(by_slot), ~known)
+    assert by_slot[known].tolist() == np.maximum(-unclipped[known], 0.0).tolist()
+    assert math.fsum(by_slot[known]) == total_clipped
 
 
 @SETTINGS
@@ -832,3 +839,5 @@ def test_memos_never_outlive_their_arrays() -> None:
     moved = dataclasses.replace(meter, start=meter.start + HALF_HOUR, end=meter.end + HALF_HOUR)
     assert same(c.virtual(meter, [(1, moved)], tz="UTC").slots.value, [math.nan, 3.0])
     assert repr(meter).count("_rank") == 0
+    made = c.VirtualResult(meter, pd.DataFrame({"day": [], "clipped": []}))
+    assert made.clipped_by_slot.tolist() == []

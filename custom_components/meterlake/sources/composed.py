@@ -26,6 +26,8 @@ from .base import (
 )
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
     import pandas as pd
 
     from ..analytics.compose import Slots
@@ -431,8 +433,9 @@ def compute(
         terms = [(1, slots[key]) for key in definition.add] + [
             (-1, slots[key]) for key in definition.subtract
         ]
-        out = compose.virtual(slots[definition.base], terms, tz=definition.time_zone).slots
-        clipped = _clipped_slots(slots[definition.base], terms, start, end)
+        result = compose.virtual(slots[definition.base], terms, tz=definition.time_zone)
+        out = result.slots
+        clipped = _clipped_slots(out, result.clipped_by_slot, start, end)
     elif definition.type == TYPE_MASTER:
         periods = []
         begin: int | None = None
@@ -459,23 +462,16 @@ def compute(
 
 
 def _clipped_slots(
-    base: Slots, terms: Sequence[tuple[int, Slots]], start: datetime, end: datetime
+    slots: Slots, removed: npt.NDArray[np.float64], start: datetime, end: datetime
 ) -> dict[datetime, float]:
-    """What clipping at 0 removes in each known slot of [start, end) (0.0 where nothing)."""
-    import pandas as pd
+    """What clipping at 0 removed in each known slot of [start, end) (0.0 where nothing)."""
+    import numpy as np
 
-    def series(slots: Slots) -> pd.Series:
-        return pd.Series(slots.value, index=pd.to_datetime(slots.start, utc=True))
-
-    total = series(base)
-    for sign, term in terms:
-        total = total + sign * series(term).reindex(total.index)
-    total = total[(total.index >= pd.Timestamp(start)) & (total.index < pd.Timestamp(end))]
-    total = total.dropna()
-    removed = (-total).clip(lower=0.0)
+    lo, hi = int(start.timestamp()) * 1_000_000_000, int(end.timestamp()) * 1_000_000_000
+    keep = (slots.start >= lo) & (slots.start < hi) & np.isfinite(removed)
     return {
-        pd.Timestamp(moment).to_pydatetime(): float(amount)
-        for moment, amount in zip(removed.index, removed.to_numpy(), strict=True)
+        datetime.fromtimestamp(int(moment) / 1e9, UTC): float(amount)
+        for moment, amount in zip(slots.start[keep], removed[keep], strict=True)
     }
 
 
