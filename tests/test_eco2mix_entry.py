@@ -24,6 +24,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.helpers.recorder import get_instance
+import numpy as np
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -41,6 +42,7 @@ from syrupy.assertion import SnapshotAssertion
 from yarl import URL
 
 from custom_components import meterlake
+from custom_components.meterlake import statistics as stats
 from custom_components.meterlake.config_flow import default_options
 from custom_components.meterlake.const import DOMAIN
 from custom_components.meterlake.emissions import emissions_issue_id
@@ -357,6 +359,35 @@ async def test_emissions_of_a_linked_meter(
     ]
     ((_month, kg),) = duckdb.sql(query).fetchall()
     assert kg == pytest.approx(sum(covered), rel=1e-9)
+
+
+async def test_a_hole_in_the_emissions_statistic_is_repaired_after_a_restart(
+    hass: HomeAssistant, odre: Odre, tmp_path: Path, demo_entry: MockConfigEntry
+) -> None:
+    """A kill during the CO2 import left only its last hours, with sums from 0."""
+    entry = await setup_linked(hass, tmp_path, demo_entry)
+    before = await co2_rows(hass)
+    stat = "meterlake:demo_electricity_co2"
+    await stats.async_clear_statistic(hass, stat)
+    tail = before[-5:]
+    await stats.async_import_hourly(
+        hass,
+        stat_id=stat,
+        name="Demo electricity CO2",
+        unit="kg",
+        unit_class="mass",
+        hours=np.array([round(r["start"]) for r in tail], dtype=np.int64),
+        values=np.array([r["state"] for r in tail]),
+        known=np.ones(len(tail), dtype=bool),
+    )
+    await async_wait_recording_done(hass)
+    assert len(await co2_rows(hass)) == 5
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    await async_wait_recording_done(hass)
+    after = await co2_rows(hass)
+    assert [r["start"] for r in after] == [r["start"] for r in before]
+    assert [r["sum"] for r in after] == pytest.approx([r["sum"] for r in before], abs=1e-9)
 
 
 async def test_missing_linked_meter_raises_a_repair(

@@ -102,6 +102,7 @@ class EmissionsTracker:
         self._started = False
         # Earliest start of rows changed since the last run (None: the usual recheck window).
         self._since: datetime | None = None
+        self._reconciled = False
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -230,9 +231,15 @@ class EmissionsTracker:
             # Changed rows (a signal, a backfill, a rebuild) only ever widen the window.
             start = min(start, since)
         start = min(start, today_start).replace(minute=0, second=0, microsecond=0)
-        rows = await async_get_lake(self.hass).async_rows(meter.key, start, None)
+        # The first run after a (re)start compares the whole statistic with what the meter and
+        # grid data give (a restart in the middle of an import leaves no hole, however old).
+        reconcile = not self._reconciled
+        read_from = None if reconcile else start
+        rows = await async_get_lake(self.hass).async_rows(meter.key, read_from, None)
         grid_meter = self.coordinator.source.meters[0]
-        grid = await self.coordinator.archive.async_read_grid(grid_meter, start - HOUR, None)
+        grid = await self.coordinator.archive.async_read_grid(
+            grid_meter, None if read_from is None else read_from - HOUR, None
+        )
         figures = await self.hass.async_add_executor_job(
             compute, rows, grid, self.coordinator.grid_recent, today_start
         )
@@ -249,7 +256,9 @@ class EmissionsTracker:
             hours=figures.hours,
             values=figures.values,
             known=figures.known,
+            reconcile=reconcile,
         )
+        self._reconciled = True
         _LOGGER.debug("%s: %d hours of emissions written", stat_id, self.hours_written)
         if deep:
             self._deep_checked = today  # only once the long recheck went through

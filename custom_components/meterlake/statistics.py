@@ -797,12 +797,15 @@ async def async_import_hourly(
     values: npt.NDArray[np.float64],
     known: npt.NDArray[np.bool_],
     job_seconds: float = DEFAULT_JOB_SECONDS,
+    reconcile: bool = False,
 ) -> int:
     """Bring one derived hourly statistic (e.g. emissions) in line with `values`; rows sent.
 
     `hours` are UTC hour starts in epoch seconds, ascending. The same continuity rules as the
     meter statistics apply: sums re-anchor on the stored hour before the first one, later stored
-    hours shift, unknown hours get no row and add nothing.
+    hours shift, unknown hours get no row and add nothing. With `reconcile` (the values cover
+    the whole history), a statistic whose summary already matches is left alone, as in
+    async_reconcile_meter. Foreign metadata under the id is never continued.
     """
     if len(hours) == 0:
         return 0
@@ -811,13 +814,29 @@ async def async_import_hourly(
     )
     first_hour = datetime.fromtimestamp(int(hours[0]), UTC)
     async with _lock(hass, stat_id):
+        if reconcile:
+            expected = {stat_id: _summary_of(series)}
+            held = await get_instance(hass).async_add_executor_job(
+                _stored_summaries, hass, expected
+            )
+            if held == expected:
+                return 0
+            _LOGGER.info("Statistic %s differs from its source data: repairing", stat_id)
         stored = await get_instance(hass).async_add_executor_job(
             _read_stored, hass, [stat_id], first_hour
         )
+        metadata = _metadata(stat_id, name, unit, unit_class)
+        if (reason := foreign_reason(stored[stat_id].metadata, metadata)) is not None:
+            _LOGGER.error(
+                "Statistic %s already exists with other metadata (%s); not importing into it",
+                stat_id,
+                reason,
+            )
+            return 0
         rows = await hass.async_add_executor_job(_changed_rows, series, stored[stat_id])
         if not rows:
             return 0
-        await _async_send(hass, _metadata(stat_id, name, unit, unit_class), rows, job_seconds)
+        await _async_send(hass, metadata, rows, job_seconds)
         return len(rows)
 
 
