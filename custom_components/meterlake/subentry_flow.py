@@ -154,6 +154,13 @@ class ComposedMeterFlow(ConfigSubentryFlow):
             return {"base": err.reason}
         if find_cycle([*self._siblings(), definition]) is not None:
             return {"base": "cycle"}
+        if self.source != "user":
+            current = self._current()
+            if current.get(CONF_UNIT) not in (None, definition.unit):
+                # Its statistics (and every meter built on it) are in the old unit: keeping
+                # the unit keeps them right; a new meter is the honest way to change it.
+                self._placeholders = {"unit": str(current[CONF_UNIT]), "to": definition.unit}
+                return {"base": "unit_changed"}
         return {}
 
     def _describe(self, name: str, inputs: list[str]) -> dict[str, Any] | None:
@@ -183,6 +190,14 @@ class ComposedMeterFlow(ConfigSubentryFlow):
                 options.get(CONF_GAS_VOLUME_CORRECTION, DEFAULT_GAS_VOLUME_CORRECTION)
             ),
         }
+
+    def _undescribed(self, inputs: list[str]) -> str:
+        """Why `_describe` gave nothing: no input, a first input gone, or a name without letters."""
+        if not inputs:
+            return "no_inputs"
+        if inputs[0] not in self._available():
+            return "input_missing"
+        return "name_invalid"
 
     # -- steps ----------------------------------------------------------------------------------
 
@@ -238,8 +253,8 @@ class ComposedMeterFlow(ConfigSubentryFlow):
             base = str(user_input[CONF_BASE])
             data = self._describe(self._name_of(user_input), [base, *add, *subtract])
             if data is None:
-                errors["base"] = "name_invalid" if base in self._available() else "input_missing"
-            elif set(add) & set(subtract) or base in {*add, *subtract}:
+                errors["base"] = self._undescribed([base])
+            elif len({base, *add, *subtract}) < 1 + len(add) + len(subtract):
                 errors["base"] = "input_twice"
             else:
                 data |= {
@@ -285,7 +300,7 @@ class ComposedMeterFlow(ConfigSubentryFlow):
             inputs = list(user_input.get(CONF_INPUTS) or [])
             data = self._describe(self._name_of(user_input), inputs)
             if data is None:
-                errors["base"] = "no_inputs" if not inputs else "name_invalid"
+                errors["base"] = self._undescribed(inputs)
             else:
                 data |= {
                     CONF_INPUTS: inputs,
@@ -388,7 +403,7 @@ class ComposedMeterFlow(ConfigSubentryFlow):
         data = self._describe(self._name, inputs)
         errors: dict[str, str]
         if data is None:
-            errors = {"base": "name_invalid"}
+            errors = {"base": self._undescribed(inputs)}
         else:
             data |= {CONF_PERIODS: self._periods, CONF_READING_OFFSET: self._offset}
             errors = self._validate(data)

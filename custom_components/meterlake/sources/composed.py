@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from .base import (
     AuditRecord,
+    Capabilities,
     Executor,
     FetchResult,
     MeterInfo,
@@ -145,8 +146,18 @@ class Definition:
 
 
 def meter_key(name: str) -> str:
-    """`composed_<slug of name>`: lower-case letters, digits and single underscores."""
-    slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+    """`composed_<slug of name>`: lower-case letters, digits and single underscores.
+
+    Letters are transliterated first (Ölheizung -> olheizung, 熱ポンプ -> re_honhu), so a name
+    in any script gives a key; a name with no letter or digit at all is refused.
+    """
+    from unicodedata import normalize
+
+    from homeassistant.util import slugify
+
+    if not re.search(r"\w", normalize("NFKC", name).replace("_", "")):
+        raise DefinitionError("name_invalid")
+    slug = re.sub(r"[^a-z0-9]+", "_", slugify(name, separator="_")).strip("_")
     if not slug:
         raise DefinitionError("name_invalid")
     return KEY_PREFIX + slug
@@ -295,7 +306,7 @@ class ComposedSource:
     supplier = SUPPLIER
     # A fallback: changed rows of an input recompute at once (the lake's signal).
     update_interval = timedelta(minutes=30)
-    overlap = timedelta(days=3)
+    capabilities = Capabilities(overlap=timedelta(days=3), derived=True)
 
     def __init__(self, executor: Executor, lake: LakeReader, definitions: Sequence[Definition]):
         self._executor = executor
