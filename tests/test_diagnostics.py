@@ -18,4 +18,4 @@ async def test_diagnostics(
     assert result == snapshot
     text = str(result)
     assert "DEMO-E-2019" not in text
-    assert result["snapshots"]["meter_0"]["today"] > 0
+    assert result["snapshots"]["meter_0"]["consumption"]["today"] > 0

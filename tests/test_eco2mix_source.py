@@ -183,8 +183,9 @@ async def test_create_source(session: aiohttp.ClientSession) -> None:
     source = create_source(context)
     assert source.supplier == "eco2mix"
     assert source.update_interval == timedelta(minutes=15)
-    assert source.aligned_minutes == (3, 18, 33, 48)
-    assert source.overlap == timedelta(hours=3)
+    assert source.capabilities.aligned_minutes == (3, 18, 33, 48)
+    assert source.capabilities.overlap == timedelta(hours=3)
+    assert source.capabilities.grid and not source.capabilities.spot_prices
     assert source.perimeter == "75"
     assert [m.key for m in source.meters] == ["eco2mix_75"]
     assert source._keep_raw is True

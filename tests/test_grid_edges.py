@@ -423,9 +423,9 @@ async def test_diagnostics_of_a_tibber_entry(
     assert prices["current_level"] == current["level"].lower()
     assert prices["today_min"] == pytest.approx(min(s["total"] for s in today))
     assert prices["tomorrow_available"] is True
-    assert with_prices[0]["current_rate"] == pytest.approx(current["total"])
+    assert with_prices[0]["tariff"]["current_rate"] == pytest.approx(current["total"])
     assert with_prices[0]["grid"] is None
-    assert with_prices[0]["mix"] is None
+    assert with_prices[0]["composed"] is None
 
 
 @pytest.mark.usefixtures("odre")
@@ -441,22 +441,23 @@ async def test_diagnostics_of_a_linked_eco2mix_entry(
     assert result["entry"]["options"]["co2_meter"] == "**REDACTED**"
     snapshot = result["snapshots"]["meter_0"]
     expected = record(NEWEST, region=None)
-    grid = snapshot["grid"]
+    assert snapshot["tariff"] is None
+    grid = snapshot["grid"]["values"]
     assert grid["consommation"] == {"start": NEWEST.isoformat(), "value": expected["consommation"]}
     assert grid["taux_co2"] == {"start": NEWEST.isoformat(), "value": intensity(NEWEST)}
     # Announced slots carry the forecast only: their newest start is the newest published one.
     assert grid["prevision_j"]["start"] == (PUBLISHED - QUARTER).isoformat()
     assert list(grid) == sorted(grid)
-    mix = snapshot["mix"]
+    mix = snapshot["grid"]["mix"]
     assert mix["start"] == NEWEST.isoformat()
     assert list(mix["values"]) == sorted(mix["values"])
     assert mix["values"]["nucleaire"] == 40000
     assert mix["values"]["gaz"] == 2000
-    assert snapshot["emissions_meter"] == "**REDACTED**"
-    assert snapshot["emissions_today"] == pytest.approx(
+    assert snapshot["grid"]["emissions_meter"] == "**REDACTED**"
+    assert snapshot["grid"]["emissions_today"] == pytest.approx(
         value_of(hass, NATIONAL, "emissions_today"), rel=1e-6
     )
-    assert snapshot["emissions_missing"] == 0
+    assert snapshot["grid"]["emissions_missing"] == 0
     assert snapshot["prices"] is None
 
 

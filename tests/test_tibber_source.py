@@ -253,7 +253,8 @@ def test_create_source_from_entry(session: aiohttp.ClientSession) -> None:
     assert [m.key for m in source.meters] == [KEY_A, PROD_A, KEY_B]
     assert source.supplier == "tibber"
     assert source.update_interval == timedelta(minutes=15)
-    assert source.overlap == timedelta(days=2)
+    assert source.capabilities.overlap == timedelta(days=2)
+    assert source.capabilities.spot_prices and source.capabilities.aligned_minutes is None
     assert source._keep_raw is True
     # Every source of the process shares one limiter (Tibber limits per IP).
     assert source._limiter is LIMITER and create_source(context)._limiter is LIMITER

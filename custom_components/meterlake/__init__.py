@@ -103,7 +103,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: MeterLakeConfigEntry) ->
         archive=ArchiveSink(hass, entry.entry_id, entry.options),
         statistics=statistics,
     )
-    aligned: tuple[int, ...] | None = getattr(source, "aligned_minutes", None)
+    aligned = source.capabilities.aligned_minutes
     if aligned:
         # Poll a few minutes after each quarter hour, when the new slot is published.
         coordinator.update_interval = None
@@ -173,7 +173,7 @@ def _async_schedule(
         entry.async_on_unload(
             async_track_utc_time_change(hass, _poll, minute=list(aligned), second=0)
         )
-    if coordinator.spot_prices is not None:
+    if coordinator.source.capabilities.spot_prices:
 
         @callback
         def _prices(_now: datetime) -> None:

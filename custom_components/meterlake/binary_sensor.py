@@ -41,7 +41,7 @@ TOMORROW_PRICES = MeterLakeBinarySensorDescription(
 
 
 def _has_prices(coordinator: MeterLakeCoordinator, meter: MeterInfo) -> bool:
-    return coordinator.spot_prices is not None and not meter.is_export
+    return coordinator.source.capabilities.spot_prices and not meter.is_export
 
 
 async def async_setup_entry(

@@ -7,13 +7,13 @@ sink accepted, so a failure anywhere means the next poll fetches those rows agai
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 import logging
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
@@ -25,7 +25,6 @@ from homeassistant.util import dt as dt_util
 from .const import (
     CONF_BACKFILL_DAYS,
     DEFAULT_BACKFILL_DAYS,
-    DEFAULT_OVERLAP,
     DOMAIN,
     RECENT_WINDOW,
 )
@@ -34,12 +33,12 @@ from .sources.base import (
     AuditRecord,
     FetchResult,
     MeterInfo,
-    PriceSlot,
     Source,
     SourceAuthError,
     SourceError,
     SourceUnavailableError,
     floor_to,
+    has_spot_prices,
 )
 from .sources.composed import ComposedSource
 from .store import WatermarkStore
@@ -68,38 +67,55 @@ class MeterLakeData:
 
 
 @dataclass(frozen=True, slots=True)
-class MeterSnapshot:
-    """What the sensors of one meter show, computed off the event loop after each poll."""
+class ConsumptionPart:
+    """What every meter shows of its intervals: the newest one, period totals, gaps, rejects."""
 
-    meter: MeterInfo
     last_interval_value: float | None = None
     last_interval_start: datetime | None = None
+    cost_last_interval: float | None = None
     newest_data: datetime | None = None
     today: float | None = None
     yesterday: float | None = None
     month: float | None = None
     cost_today: float | None = None
     cost_yesterday: float | None = None
+    missing_7d: int | None = None
+    rejected: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TariffPart:
+    """A meter with a tariff of its own: rates (from spot prices where published), charge."""
+
     current_rate: float | None = None
     next_rate: float | None = None
     next_rate_start: datetime | None = None
     standing_charge: float | None = None
-    missing_7d: int | None = None
     unrated: int = 0
-    rejected: int = 0
-    cost_last_interval: float | None = None
-    # Spot prices (sources with price_slots, e.g. Tibber).
-    prices: PriceSummary | None = None
-    # Grid meters (eCO2mix): newest known value of each field, with the start of its slot.
-    grid: Mapping[str, tuple[datetime, float]] | None = None
-    # ... and the newest quarter-hour with a production total, for the shares (one coherent row).
+
+
+@dataclass(frozen=True, slots=True)
+class GridMix:
+    """One quarter-hour of the grid's production, with its shares computed off the loop."""
+
+    start: datetime
+    values: Mapping[str, float]
+    low_carbon_share: float | None
+    renewable_share: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class GridPart:
+    """A grid meter (eCO2mix): the grid's values and mix, and a linked meter's emissions."""
+
+    # Newest known value of each field, with the start of its slot.
+    values: Mapping[str, tuple[datetime, float]] = field(default_factory=dict)
+    # The newest quarter-hour with a production total, for the shares (one coherent row).
     mix: GridMix | None = None
-    # Grid meters with a linked electricity meter: its emissions today (kg CO2e).
+    # With a linked electricity meter: its emissions today (kg CO2e).
     emissions_today: float | None = None
     emissions_missing: int | None = None
     emissions_meter: str | None = None
-    # Composed meters (virtual, master, preferred).
-    composed: ComposedPart | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,13 +127,21 @@ class ComposedPart:
 
 
 @dataclass(frozen=True, slots=True)
-class GridMix:
-    """One quarter-hour of the grid's production, with its shares computed off the loop."""
+class MeterSnapshot:
+    """What the entities of one meter show, computed off the event loop after each poll.
 
-    start: datetime
-    values: Mapping[str, float]
-    low_carbon_share: float | None
-    renewable_share: float | None
+    One part per kind of data; a part is None where the meter has no such data: `tariff` for
+    grid meters and derived (composed) meters, `prices` without published spot prices (and
+    for export meters), `grid` except for grid meters, `composed` except for composed meters.
+    A new kind of meter adds a part, not fields.
+    """
+
+    meter: MeterInfo
+    consumption: ConsumptionPart
+    tariff: TariffPart | None = None
+    prices: PriceSummary | None = None
+    grid: GridPart | None = None
+    composed: ComposedPart | None = None
 
 
 @dataclass(slots=True)
@@ -215,14 +239,6 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         return self.store.get(meter_key)
 
     @property
-    def spot_prices(self) -> Callable[[MeterInfo], Sequence[PriceSlot]] | None:
-        """The source's `price_slots`, for sources that publish spot prices (Tibber)."""
-        price_slots: Callable[[MeterInfo], Sequence[PriceSlot]] | None = getattr(
-            self.source, "price_slots", None
-        )
-        return price_slots
-
-    @property
     def backfill(self) -> timedelta:
         """How far back a meter's first poll reaches (option `backfill_days`)."""
         days = self.config_entry.options.get(CONF_BACKFILL_DAYS, DEFAULT_BACKFILL_DAYS)
@@ -233,8 +249,7 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         watermark = self.store.get(meter.key)
         if watermark is None:
             return floor_to(now - self.backfill, HOUR)
-        overlap: timedelta = getattr(self.source, "overlap", DEFAULT_OVERLAP)
-        start = watermark - overlap
+        start = watermark - self.source.capabilities.overlap
         if self.recent is None and meter.kind != "grid":
             # A restart without an archive to read: the sensors need today, yesterday and the
             # month so far.
@@ -686,8 +701,8 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         )
 
     def _snapshots(self, now: datetime) -> dict[str, MeterSnapshot]:
-        """Sensor values of every meter (runs in the executor)."""
-        from .analytics import intervals, tariffs
+        """Entity values of every meter (runs in the executor)."""
+        from .analytics import intervals
 
         time_zone = str(self.hass.config.time_zone)
         today = dt_util.as_local(now).date()
@@ -701,91 +716,144 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         for meter in self.source.meters:
             tables = self.tables.get(meter.key, MeterTables())
             rows = None if recent is None else recent[recent["meter"] == meter.key]
-            meter_totals = totals.get(meter.key, {})
-            values: dict[str, Any] = {
-                "today": _total(meter_totals, "today", "value"),
-                "yesterday": _total(meter_totals, "yesterday", "value"),
-                "month": _total(meter_totals, "month", "value"),
-                "cost_today": _total(meter_totals, "today", "cost"),
-                "cost_yesterday": _total(meter_totals, "yesterday", "cost"),
-                "unrated": tables.unrated,
-                "rejected": tables.rejected,
-            }
-            if rows is not None and not rows.empty:
-                last = rows.iloc[-1]
-                newest = last["end"].to_pydatetime()
-                cost = last["cost"]
-                values |= {
-                    "cost_last_interval": None if cost is None or math.isnan(cost) else cost,
-                    "last_interval_value": float(last["value"]),
-                    "last_interval_start": last["start"].to_pydatetime(),
-                    "newest_data": newest,
-                    "missing_7d": intervals.continuity(
-                        rows,
-                        cadence_minutes=meter.cadence_minutes,
-                        window_start=newest - timedelta(days=7),
-                        window_end=newest,
-                    ).missing_count,
-                }
-            extra = self._extra_values(meter, now)
-            # Spot prices (Tibber) give current and next rate themselves.
-            if "prices" not in extra and tables.rates is not None and tables.agreements is not None:
-                values["current_rate"] = tariffs.rate_at(
-                    tables.rates, tables.agreements, meter.key, now, payment_method=None
-                )
-                upcoming = tariffs.next_rate_change(
-                    tables.rates, tables.agreements, meter.key, now, payment_method=None
-                )
-                if upcoming is not None:
-                    values["next_rate_start"], values["next_rate"] = upcoming
-            if tables.standing_charges is not None and tables.agreements is not None:
-                values["standing_charge"] = _standing_charge_today(
-                    tables, meter, dt_util.as_local(now).date(), str(meter.time_zone)
-                )
-            values |= extra
-            snapshots[meter.key] = MeterSnapshot(meter=meter, **values)
+            prices = self._prices(meter, now)
+            snapshots[meter.key] = MeterSnapshot(
+                meter=meter,
+                consumption=_consumption_part(
+                    meter, rows, totals.get(meter.key, {}), tables.rejected
+                ),
+                tariff=self._tariff_part(meter, tables, prices, now),
+                prices=prices,
+                grid=self._grid_part(meter),
+                composed=self._composed_part(meter, now),
+            )
         return snapshots
 
-    def _extra_values(self, meter: MeterInfo, now: datetime) -> dict[str, Any]:
-        """Spot prices, grid values and emissions, for the sources that have them."""
-        values: dict[str, Any] = {}
-        price_slots = self.spot_prices
-        if price_slots is not None and not meter.is_export:
-            from .analytics.prices import summarize
+    def _prices(self, meter: MeterInfo, now: datetime) -> PriceSummary | None:
+        """Spot prices of an import meter, for sources that publish them (Tibber)."""
+        source = self.source
+        if meter.is_export or not has_spot_prices(source):
+            return None
+        slots = source.price_slots(meter)
+        if not slots:
+            return None
+        from .analytics.prices import summarize
 
-            slots: Sequence[PriceSlot] = price_slots(meter)
-            if slots:
-                summary = summarize(slots, now, meter.time_zone)
-                values["prices"] = summary
-                values["current_rate"] = summary.current
-                values["next_rate"] = summary.next
-                values["next_rate_start"] = summary.next_start
-        if isinstance(self.source, ComposedSource):
-            values["composed"] = ComposedPart(
-                reading=self.source.readings.get(meter.key),
-                clipped_today=self.source.clipped.on(meter.key, dt_util.as_local(now).date()),
-            )
-        if meter.kind == "grid":
-            from .analytics.grid import (
-                latest_mix,
-                latest_values,
-                low_carbon_share,
-                renewable_share,
-            )
+        return summarize(slots, now, meter.time_zone)
 
-            grid = self.grid_recent
-            values["grid"] = {} if grid is None or grid.empty else latest_values(grid)
-            mix = None if grid is None or grid.empty else latest_mix(grid)
-            if mix is not None:
-                start, row = mix
-                values["mix"] = GridMix(start, row, low_carbon_share(row), renewable_share(row))
-            if self.emissions is not None:
-                values |= {
-                    "emissions_today": self.emissions.today_kg,
-                    "emissions_missing": self.emissions.today_missing,
-                    "emissions_meter": self.emissions.meter_key,
-                }
-        return values
+    def _tariff_part(
+        self, meter: MeterInfo, tables: MeterTables, prices: PriceSummary | None, now: datetime
+    ) -> TariffPart | None:
+        """Current and next rate (spot prices give them themselves), standing charge."""
+        if meter.kind == "grid" or self.source.capabilities.derived:
+            return None
+        from .analytics import tariffs
+
+        current_rate: float | None = None
+        next_rate: float | None = None
+        next_rate_start: datetime | None = None
+        if prices is not None:
+            current_rate = prices.current
+            next_rate = prices.next
+            next_rate_start = prices.next_start
+        elif tables.rates is not None and tables.agreements is not None:
+            current_rate = tariffs.rate_at(
+                tables.rates, tables.agreements, meter.key, now, payment_method=None
+            )
+            upcoming = tariffs.next_rate_change(
+                tables.rates, tables.agreements, meter.key, now, payment_method=None
+            )
+            if upcoming is not None:
+                next_rate_start, next_rate = upcoming
+        standing_charge = None
+        if tables.standing_charges is not None and tables.agreements is not None:
+            standing_charge = _standing_charge_today(
+                tables, meter, dt_util.as_local(now).date(), str(meter.time_zone)
+            )
+        return TariffPart(
+            current_rate=current_rate,
+            next_rate=next_rate,
+            next_rate_start=next_rate_start,
+            standing_charge=standing_charge,
+            unrated=tables.unrated,
+        )
+
+    def _grid_part(self, meter: MeterInfo) -> GridPart | None:
+        """Grid values, mix and shares of a grid meter; a linked meter's emissions."""
+        if meter.kind != "grid":
+            return None
+        from .analytics.grid import (
+            latest_mix,
+            latest_values,
+            low_carbon_share,
+            renewable_share,
+        )
+
+        grid = self.grid_recent
+        values: dict[str, tuple[datetime, float]] = {}
+        mix = None
+        if grid is not None and not grid.empty:
+            values = latest_values(grid)
+            if (latest := latest_mix(grid)) is not None:
+                start, row = latest
+                mix = GridMix(start, row, low_carbon_share(row), renewable_share(row))
+        emissions = self.emissions
+        if emissions is None:
+            return GridPart(values=values, mix=mix)
+        return GridPart(
+            values=values,
+            mix=mix,
+            emissions_today=emissions.today_kg,
+            emissions_missing=emissions.today_missing,
+            emissions_meter=emissions.meter_key,
+        )
+
+    def _composed_part(self, meter: MeterInfo, now: datetime) -> ComposedPart | None:
+        """A composed meter's reading and what clipping at 0 removed today."""
+        source = self.source
+        if not isinstance(source, ComposedSource):
+            return None
+        return ComposedPart(
+            reading=source.readings.get(meter.key),
+            clipped_today=source.clipped.on(meter.key, dt_util.as_local(now).date()),
+        )
+
+
+def _consumption_part(
+    meter: MeterInfo,
+    rows: pd.DataFrame | None,
+    totals: dict[str, dict[str, float | None]],
+    rejected: int,
+) -> ConsumptionPart:
+    """The newest interval of `rows` (the meter's recent ones), period totals, gaps of 7 days."""
+    from .analytics import intervals
+
+    part = ConsumptionPart(
+        today=_total(totals, "today", "value"),
+        yesterday=_total(totals, "yesterday", "value"),
+        month=_total(totals, "month", "value"),
+        cost_today=_total(totals, "today", "cost"),
+        cost_yesterday=_total(totals, "yesterday", "cost"),
+        rejected=rejected,
+    )
+    if rows is None or rows.empty:
+        return part
+    last = rows.iloc[-1]
+    newest = last["end"].to_pydatetime()
+    cost = last["cost"]
+    return replace(
+        part,
+        last_interval_value=float(last["value"]),
+        last_interval_start=last["start"].to_pydatetime(),
+        cost_last_interval=None if cost is None or math.isnan(cost) else cost,
+        newest_data=newest,
+        missing_7d=intervals.continuity(
+            rows,
+            cadence_minutes=meter.cadence_minutes,
+            window_start=newest - timedelta(days=7),
+            window_end=newest,
+        ).missing_count,
+    )
 
 
 def _update_error(err: SourceError) -> ConfigEntryAuthFailed | UpdateFailed:

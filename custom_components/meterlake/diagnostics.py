@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+from dataclasses import fields
 from typing import Any
 
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
 
+from .analytics.prices import PriceSummary
 from .coordinator import (
+    GridMix,
+    GridPart,
     MeterLakeConfigEntry,
     MeterLakeCoordinator,
     MeterSnapshot,
@@ -130,30 +133,33 @@ async def async_get_config_entry_diagnostics(
 
 
 def _snapshot_dict(snapshot: MeterSnapshot) -> dict[str, Any]:
-    """Sensor values of one meter, JSON-friendly."""
+    """Entity values of one meter, part by part (None where the meter has no such part)."""
+    return {
+        field.name: None if (part := getattr(snapshot, field.name)) is None else _part_dict(part)
+        for field in fields(snapshot)
+        if field.name != "meter"
+    }
+
+
+def _part_dict(part: Any) -> dict[str, Any]:
+    """One part of a snapshot, JSON-friendly: times as ISO strings, collections summarised."""
     values: dict[str, Any] = {}
-    for field in fields(snapshot):
+    for field in fields(part):
         name = field.name
-        if name == "meter":
-            continue
-        value = getattr(snapshot, name)
-        if name == "prices" and value is not None:
+        value = getattr(part, name)
+        if isinstance(part, PriceSummary) and name == "listed":
+            value = len(value)
+        elif isinstance(part, GridPart) and name == "values":
             value = {
-                key: item.isoformat() if hasattr(item, "isoformat") else item
-                for key, item in asdict(value).items()
-                if key != "listed"
-            } | {"listed": len(value.listed)}
-        elif name == "mix" and value is not None:
+                key: {"start": start.isoformat(), "value": number}
+                for key, (start, number) in sorted(value.items())
+            }
+        elif isinstance(value, GridMix):
             value = {
                 "start": value.start.isoformat(),
                 "values": dict(sorted(value.values.items())),
                 "low_carbon_share": value.low_carbon_share,
                 "renewable_share": value.renewable_share,
-            }
-        elif name == "grid" and value is not None:
-            value = {
-                key: {"start": start.isoformat(), "value": number}
-                for key, (start, number) in sorted(value.items())
             }
         values[name] = value.isoformat() if hasattr(value, "isoformat") else value
     return values

@@ -31,7 +31,14 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
 from .const import PERIMETER_NATIONAL
-from .coordinator import GridMix, MeterLakeConfigEntry, MeterLakeCoordinator, MeterSnapshot
+from .coordinator import (
+    GridMix,
+    GridPart,
+    MeterLakeConfigEntry,
+    MeterLakeCoordinator,
+    MeterSnapshot,
+    TariffPart,
+)
 from .entity import MeterLakeEntity
 from .sources.base import MeterInfo
 
@@ -99,7 +106,7 @@ def _rate_attributes(snapshot: MeterSnapshot) -> Mapping[str, Any] | None:
 
 
 def _next_rate_attributes(snapshot: MeterSnapshot) -> Mapping[str, Any]:
-    start = snapshot.next_rate_start
+    start = None if snapshot.tariff is None else snapshot.tariff.next_rate_start
     attributes: dict[str, Any] = {"start": None if start is None else start.isoformat()}
     if snapshot.prices is not None:
         attributes["level"] = snapshot.prices.next_level
@@ -117,6 +124,13 @@ def _price(
         suggested_display_precision=4,
         from_prices=True,
     )
+
+
+def _tariff(
+    value_fn: Callable[[TariffPart], StateType | datetime],
+) -> Callable[[MeterSnapshot], StateType | datetime]:
+    """A value of the snapshot's tariff part; None for meters without a tariff of their own."""
+    return lambda s: None if s.tariff is None else value_fn(s.tariff)
 
 
 def _consumption(
@@ -147,17 +161,17 @@ def _cost(
 
 
 SENSORS: tuple[MeterLakeSensorDescription, ...] = (
-    _consumption("consumption_last_interval", lambda s: s.last_interval_value),
-    _consumption("consumption_today", lambda s: s.today),
-    _consumption("consumption_yesterday", lambda s: s.yesterday),
-    _consumption("consumption_month", lambda s: s.month),
-    _cost("cost_last_interval", lambda s: s.cost_last_interval),
-    _cost("cost_today", lambda s: s.cost_today),
-    _cost("cost_yesterday", lambda s: s.cost_yesterday),
+    _consumption("consumption_last_interval", lambda s: s.consumption.last_interval_value),
+    _consumption("consumption_today", lambda s: s.consumption.today),
+    _consumption("consumption_yesterday", lambda s: s.consumption.yesterday),
+    _consumption("consumption_month", lambda s: s.consumption.month),
+    _cost("cost_last_interval", lambda s: s.consumption.cost_last_interval),
+    _cost("cost_today", lambda s: s.consumption.cost_today),
+    _cost("cost_yesterday", lambda s: s.consumption.cost_yesterday),
     MeterLakeSensorDescription(
         key="current_rate",
         translation_key="current_rate",
-        value_fn=lambda s: s.current_rate,
+        value_fn=_tariff(lambda t: t.current_rate),
         unit_fn=_rate_unit,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=4,
@@ -168,7 +182,7 @@ SENSORS: tuple[MeterLakeSensorDescription, ...] = (
     MeterLakeSensorDescription(
         key="next_rate",
         translation_key="next_rate",
-        value_fn=lambda s: s.next_rate,
+        value_fn=_tariff(lambda t: t.next_rate),
         unit_fn=_rate_unit,
         suggested_display_precision=4,
         attributes_fn=_next_rate_attributes,
@@ -178,7 +192,7 @@ SENSORS: tuple[MeterLakeSensorDescription, ...] = (
     MeterLakeSensorDescription(
         key="standing_charge",
         translation_key="standing_charge",
-        value_fn=lambda s: s.standing_charge,
+        value_fn=_tariff(lambda t: t.standing_charge),
         unit_fn=lambda meter: None if meter.currency is None else f"{meter.currency}/d",
         suggested_display_precision=4,
         exists_fn=_has_standing_charge,
@@ -186,14 +200,14 @@ SENSORS: tuple[MeterLakeSensorDescription, ...] = (
     MeterLakeSensorDescription(
         key="newest_data",
         translation_key="newest_data",
-        value_fn=lambda s: s.newest_data,
+        value_fn=lambda s: s.consumption.newest_data,
         device_class=SensorDeviceClass.TIMESTAMP,
         entity_category=EntityCategory.DIAGNOSTIC,
     ),
     MeterLakeSensorDescription(
         key="missing_intervals",
         translation_key="missing_intervals",
-        value_fn=lambda s: s.missing_7d,
+        value_fn=lambda s: s.consumption.missing_7d,
         state_class=SensorStateClass.MEASUREMENT,
         entity_category=EntityCategory.DIAGNOSTIC,
         entity_registry_enabled_default=False,
@@ -201,7 +215,7 @@ SENSORS: tuple[MeterLakeSensorDescription, ...] = (
     MeterLakeSensorDescription(
         key="unrated_intervals",
         translation_key="unrated_intervals",
-        value_fn=lambda s: s.unrated,
+        value_fn=_tariff(lambda t: t.unrated),
         state_class=SensorStateClass.MEASUREMENT,
         entity_category=EntityCategory.DIAGNOSTIC,
         entity_registry_enabled_default=False,
@@ -229,15 +243,19 @@ PRICE_SENSORS: tuple[MeterLakeSensorDescription, ...] = (
 
 
 def _grid_value(snapshot: MeterSnapshot, field: str) -> float | None:
-    found = None if snapshot.grid is None else snapshot.grid.get(field)
+    found = None if snapshot.grid is None else snapshot.grid.values.get(field)
     return None if found is None else found[1]
+
+
+def _mix(snapshot: MeterSnapshot) -> GridMix | None:
+    return None if snapshot.grid is None else snapshot.grid.mix
 
 
 def _grid_attributes(field: str) -> Callable[[MeterSnapshot], Mapping[str, Any] | None]:
     """The slot the value belongs to (the newest rows often lack some fields)."""
 
     def attributes(snapshot: MeterSnapshot) -> Mapping[str, Any] | None:
-        found = None if snapshot.grid is None else snapshot.grid.get(field)
+        found = None if snapshot.grid is None else snapshot.grid.values.get(field)
         return {"slot_start": None if found is None else found[0].isoformat()}
 
     return attributes
@@ -274,11 +292,13 @@ def _grid_share(
     return MeterLakeSensorDescription(
         key=key,
         translation_key=key,
-        value_fn=lambda s: None if s.mix is None else share_fn(s.mix),
+        value_fn=lambda s: None if (mix := _mix(s)) is None else share_fn(mix),
         unit_fn=lambda meter: PERCENTAGE,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=1,
-        attributes_fn=lambda s: {"slot_start": None if s.mix is None else s.mix.start.isoformat()},
+        attributes_fn=lambda s: {
+            "slot_start": None if (mix := _mix(s)) is None else mix.start.isoformat()
+        },
     )
 
 
@@ -316,17 +336,20 @@ GRID_SENSORS: tuple[MeterLakeSensorDescription, ...] = (
     ),
 )
 
+
+def _emissions_attributes(snapshot: MeterSnapshot) -> Mapping[str, Any]:
+    grid = snapshot.grid or GridPart()
+    return {"meter": grid.emissions_meter, "intervals_without_intensity": grid.emissions_missing}
+
+
 EMISSIONS_SENSOR = MeterLakeSensorDescription(
     key="emissions_today",
     translation_key="emissions_today",
-    value_fn=lambda s: s.emissions_today,
+    value_fn=lambda s: None if s.grid is None else s.grid.emissions_today,
     unit_fn=lambda meter: UnitOfMass.KILOGRAMS,
     device_class=SensorDeviceClass.WEIGHT,
     suggested_display_precision=3,
-    attributes_fn=lambda s: {
-        "meter": s.emissions_meter,
-        "intervals_without_intensity": s.emissions_missing,
-    },
+    attributes_fn=_emissions_attributes,
 )
 
 
@@ -365,7 +388,8 @@ def descriptions_for(
     coordinator: MeterLakeCoordinator, meter: MeterInfo
 ) -> list[MeterLakeSensorDescription]:
     """The sensors one meter gets, from what its source publishes."""
-    if meter.supplier == "composed":
+    capabilities = coordinator.source.capabilities
+    if capabilities.derived:
         return _composed_descriptions(meter)
     if meter.kind == "grid":
         found = [d for d in GRID_SENSORS if d.exists_fn(meter)]
@@ -373,7 +397,7 @@ def descriptions_for(
             found.append(EMISSIONS_SENSOR)
         return found
     found = [d for d in SENSORS if d.exists_fn(meter)]
-    if coordinator.spot_prices is not None:
+    if capabilities.spot_prices:
         if not meter.is_export:
             return [*found, *PRICE_SENSORS]
         # Spot prices are for what you buy; what exported energy earns has no price list.

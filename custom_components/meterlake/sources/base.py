@@ -15,9 +15,11 @@ from datetime import UTC, datetime, timedelta
 import json
 import random
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 import aiohttp
+
+from ..const import DEFAULT_OVERLAP
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -156,16 +158,36 @@ class SourceContext:
     subentries: Sequence[tuple[str, str, Mapping[str, Any]]] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a source offers beyond fetching intervals, declared once by the source.
+
+    The coordinator, setup and the platforms read these instead of probing the source:
+    `overlap` is how far before the watermark each poll re-reads; `spot_prices` means the
+    source publishes price slots (it is then a SpotPriceSource: price sensors, the
+    tomorrow-prices binary sensor, refreshes each quarter hour); `grid` means it describes
+    the grid (its meters are of kind `grid`, with grid rows); `aligned_minutes` are the
+    minutes past the hour (UTC) polls run at instead of a fixed interval; `derived` means it
+    reads the lake (composed meters) and has no tariff of its own.
+    """
+
+    overlap: timedelta = DEFAULT_OVERLAP
+    spot_prices: bool = False
+    grid: bool = False
+    aligned_minutes: tuple[int, ...] | None = None
+    derived: bool = False
+
+
 class Source(Protocol):
     """A supplier or grid operator, as the coordinator sees it.
 
-    Optional members the coordinator looks up with getattr: `overlap` (timedelta, how far
-    before the watermark each poll re-reads; DEFAULT_OVERLAP when absent) and
-    `price_slots(meter) -> Sequence[PriceSlot]` (published spot prices, for price sensors).
+    `capabilities` declares what the source offers besides `async_fetch` (see Capabilities);
+    nothing is looked up with getattr. A source with `spot_prices` is a SpotPriceSource.
     """
 
     supplier: str
     update_interval: timedelta
+    capabilities: Capabilities
 
     @property
     def meters(self) -> Sequence[MeterInfo]:
@@ -173,6 +195,18 @@ class Source(Protocol):
 
     async def async_fetch(self, meter: MeterInfo, start: datetime, end: datetime) -> FetchResult:
         """Fetch intervals of `meter` that start in [start, end), with rates and cost."""
+
+
+class SpotPriceSource(Source, Protocol):
+    """A source that publishes spot prices (`capabilities.spot_prices`, e.g. Tibber)."""
+
+    def price_slots(self, meter: MeterInfo) -> Sequence[PriceSlot]:
+        """Published price slots of `meter` (today and, once out, tomorrow); () if none."""
+
+
+def has_spot_prices(source: Source) -> TypeGuard[SpotPriceSource]:
+    """True when the source declares spot prices, and so has `price_slots`."""
+    return source.capabilities.spot_prices
 
 
 class SourceError(Exception):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Final
 
 from .base import (
     AuditRecord,
+    Capabilities,
     Executor,
     FetchResult,
     MeterInfo,
@@ -245,6 +246,7 @@ class DemoSource:
 
     supplier = SUPPLIER
     update_interval = timedelta(minutes=30)
+    capabilities = Capabilities(overlap=timedelta(days=3))
 
     def __init__(
         self,

@@ -31,6 +31,7 @@ import aiohttp
 
 from .base import (
     AuditRecord,
+    Capabilities,
     Executor,
     FetchResult,
     HttpClient,
@@ -185,8 +186,9 @@ class Eco2mixSource:
     supplier = SUPPLIER
     update_interval = timedelta(minutes=15)
     # The coordinator polls at these minutes past the hour: a few minutes after each quarter.
-    aligned_minutes = (3, 18, 33, 48)
-    overlap = timedelta(hours=3)
+    capabilities = Capabilities(
+        overlap=timedelta(hours=3), grid=True, aligned_minutes=(3, 18, 33, 48)
+    )
 
     def __init__(
         self,

@@ -27,6 +27,7 @@ import aiohttp
 
 from .base import (
     AuditRecord,
+    Capabilities,
     Executor,
     FetchResult,
     HttpClient,
@@ -153,6 +154,8 @@ class OctopusSource:
 
     supplier = SUPPLIER
     update_interval = timedelta(minutes=30)
+    # Each poll re-reads from watermark - overlap: late and corrected readings arrive.
+    capabilities = Capabilities(overlap=timedelta(days=3))
 
     def __init__(
         self,

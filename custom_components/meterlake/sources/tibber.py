@@ -38,6 +38,7 @@ from ..analytics.prices import covers, local_day, slot_at
 from ..const import CONF_HOMES, CONF_KEEP_RAW_DAYS
 from .base import (
     AuditRecord,
+    Capabilities,
     Executor,
     FetchResult,
     HttpClient,
@@ -201,7 +202,7 @@ class TibberSource:
     supplier = SUPPLIER
     update_interval = timedelta(minutes=15)
     # Each poll re-reads from watermark - overlap: Tibber revises recent hours now and then.
-    overlap = timedelta(days=2)
+    capabilities = Capabilities(overlap=timedelta(days=2), spot_prices=True)
 
     def __init__(
         self,
