@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from .harness import BACKFILL_DAYS, TALLY, HomeAssistantProcess
+from .harness import BACKFILL_DAYS, TALLY, HomeAssistantFactory, HomeAssistantProcess
 
 _PROCESS = pytest.StashKey[HomeAssistantProcess]()
 
@@ -31,24 +31,42 @@ def garbage_collection() -> None:
 
 
 @pytest.fixture
-def home_assistant(
+def make_home_assistant(
     request: pytest.FixtureRequest, tmp_path: Path, socket_enabled: None
-) -> Generator[HomeAssistantProcess]:
-    """A prepared (not yet started) Home Assistant with the demo entry's short backfill.
+) -> Generator[HomeAssistantFactory]:
+    """Prepared (not yet started) Home Assistants with the demo entry, stopped at the end.
 
-    `socket_enabled`: the Home Assistant test plugin blocks sockets; the harness needs a free
-    port and the subprocess its own.
+    `make_home_assistant(backfill_days=..., **options)`: entry options over the suite's
+    (a short backfill, no standing charge in the cost). `socket_enabled`: the Home Assistant
+    test plugin blocks sockets; the harness needs a free port and the subprocess its own.
     """
-    process = HomeAssistantProcess(
-        tmp_path / "ha",
-        options={"backfill_days": BACKFILL_DAYS, "standing_charge_in_cost": False},
-    )
-    process.prepare()
-    request.node.stash[_PROCESS] = process
+    made: list[HomeAssistantProcess] = []
+
+    def make(*, backfill_days: Any = BACKFILL_DAYS, **options: Any) -> HomeAssistantProcess:
+        process = HomeAssistantProcess(
+            tmp_path / ("ha" if not made else f"ha{len(made) + 1}"),
+            options={
+                "backfill_days": backfill_days,
+                "standing_charge_in_cost": False,
+                **options,
+            },
+        )
+        process.prepare()
+        request.node.stash[_PROCESS] = process
+        made.append(process)
+        return process
+
     try:
-        yield process
+        yield make
     finally:
-        process.stop()
+        for process in made:
+            process.stop()
+
+
+@pytest.fixture
+def home_assistant(make_home_assistant: HomeAssistantFactory) -> HomeAssistantProcess:
+    """A prepared (not yet started) Home Assistant with the demo entry's short backfill."""
+    return make_home_assistant()
 
 
 @pytest.hookimpl(wrapper=True)

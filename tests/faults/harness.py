@@ -9,7 +9,7 @@ statistics contract of custom_components/meterlake/statistics.py against the arc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 import json
@@ -241,10 +241,14 @@ class HomeAssistantProcess:
         return path.read_text(encoding="utf-8").splitlines()
 
     def _noted(self, word: str) -> bool:
+        return bool(self.notes(word))
+
+    def notes(self, word: str) -> list[str]:
+        """Marker lines of the current process with `word` (armed, fired, refused, ...)."""
         if self.proc is None:
-            return False
+            return []
         pid = f"pid={self.proc.pid} "
-        return any(pid in line and f" {word}" in line for line in self.marker_lines())
+        return [line for line in self.marker_lines() if pid in line and f" {word}" in line]
 
     def started(self) -> bool:
         """True once the current process fired homeassistant_started."""
@@ -270,18 +274,25 @@ class HomeAssistantProcess:
         keep = [line for line in text if line.startswith("=====") or "meterlake" in line.lower()]
         return "\n".join(keep[-lines:])
 
-    def expected_window(self) -> Window:
-        """The slots the demo published for this config's backfill, as of the last launch."""
+    def expected_window(self, backfill_days: int | None = None) -> Window:
+        """The slots the demo published for this config's backfill, as of the last launch.
+
+        `backfill_days` overrides the option (an invalid option is reset to the default).
+        """
         from custom_components.meterlake.sources import demo
 
         assert self.launches, "never started"
-        backfill = timedelta(days=self.backfill_days)
+        backfill = timedelta(days=self.backfill_days if backfill_days is None else backfill_days)
         return Window(
             meters=tuple(meter.key for meter in demo.METERS),
             earliest_start=epoch(floor_hour(self.launches[0] - backfill)),
             latest_start=epoch(floor_hour(datetime.now(UTC) - backfill)),
             end=epoch(demo.available_until(self.launches[-1])),
         )
+
+
+type HomeAssistantFactory = Callable[..., HomeAssistantProcess]
+"""The conftest's `make_home_assistant`: (backfill_days=..., **options) -> a prepared process."""
 
 
 def _clean_env() -> dict[str, str]:
@@ -347,13 +358,16 @@ def read_metadata(db: Path) -> dict[str, StatMeta]:
     return {stat_id: StatMeta(unit, bool(has_sum), mean) for stat_id, unit, has_sum, mean in rows}
 
 
-def metadata_problems(meta: Mapping[str, StatMeta], archive: ArchiveSnapshot) -> list[str]:
+def metadata_problems(
+    meta: Mapping[str, StatMeta], archive: ArchiveSnapshot, skip: Collection[str] = ()
+) -> list[str]:
     """Statistics whose unit is not the archive's (meter unit, currency, kWh), or not a sum.
 
-    External statistics of a meter are sums only (StatisticMeanType.NONE == 0).
+    External statistics of a meter are sums only (StatisticMeanType.NONE == 0). `skip`: ids
+    left out (a foreign statistic MeterLake must not touch).
     """
     problems = []
-    for stat_id in sorted(archive.units):
+    for stat_id in sorted(archive.units.keys() - set(skip)):
         found = meta.get(stat_id)
         want = archive.units[stat_id]
         if found is None:
@@ -507,18 +521,25 @@ def _close(stored: float, expected: float) -> bool:
 
 
 def compare(
-    stats: Statistics, archive: ArchiveSnapshot, window: Window | None = None
+    stats: Statistics,
+    archive: ArchiveSnapshot,
+    window: Window | None = None,
+    *,
+    skip: Collection[str] = (),
+    rejected: Mapping[str, Collection[int]] | None = None,
 ) -> Comparison:
     """Check the statistics against the archive, and the archive against the demo's window.
 
     sums_wrong: archive hours whose stored sum differs from the archive's running total by more
     than 1e-9 x max(1, |total|), archive hours missing from the statistics, and statistic hours
     the archive does not have. rows_lost: window slots not in the archive. duplicates: (meter,
-    start) pairs stored more than once.
+    start) pairs stored more than once. `skip`: statistic ids left out on both sides (a foreign
+    statistic MeterLake must not touch). `rejected`: meter -> slot starts the source served as
+    junk; they belong in no archive, so their absence is no loss.
     """
     details: list[str] = []
     sums_wrong = 0
-    for stat_id in sorted(archive.hourly.keys() | stats.keys()):
+    for stat_id in sorted((archive.hourly.keys() | stats.keys()) - set(skip)):
         expected = archive.totals(stat_id)
         stored = {row.start: row for row in stats.get(stat_id, [])}
         missing: list[int] = []
@@ -556,7 +577,12 @@ def compare(
             start = window.earliest_start
             if have and window.earliest_start <= min(have) <= window.latest_start:
                 start = min(have)
-            lost = [slot for slot in range(start, window.end, SLOT) if slot not in have]
+            junk = set((rejected or {}).get(meter, ()))
+            lost = [
+                slot
+                for slot in range(start, window.end, SLOT)
+                if slot not in have and slot not in junk
+            ]
             rows_lost += len(lost)
             if lost:
                 details.append(
@@ -601,10 +627,10 @@ def _fingerprint(stats: Statistics) -> tuple[tuple[str, int, int | None, float |
     )
 
 
-def lagging(stats: Statistics, archive: ArchiveSnapshot) -> list[str]:
-    """Statistics whose newest hour is not the archive's newest hour for them."""
+def lagging(stats: Statistics, archive: ArchiveSnapshot, skip: Collection[str] = ()) -> list[str]:
+    """Statistics whose newest hour is not the archive's newest hour for them (`skip`: not)."""
     out = []
-    for stat_id in sorted(archive.hourly):
+    for stat_id in sorted(archive.hourly.keys() - set(skip)):
         want = archive.last_hour(stat_id)
         rows = stats.get(stat_id)
         have = rows[-1].start if rows else None
@@ -621,13 +647,15 @@ def wait_for_statistics(
     quiet: float = 5.0,
     stuck: float = 20.0,
     interval: float = 1.0,
+    skip: Collection[str] = (),
 ) -> Settled:
     """Wait until the statistics stop changing and end where the archive ends.
 
     Caught up: Home Assistant has started, nothing changed for `quiet` seconds and every
-    statistic's newest hour is the archive's newest hour for it. Not caught up: nothing changed
-    for `stuck` seconds after the start without that, or `timeout` passed. Either way the caller
-    compares what is stored; a process that exits fails at once.
+    statistic's newest hour is the archive's newest hour for it (`skip`: statistics left out).
+    Not caught up: nothing changed for `stuck` seconds after the start without that, or
+    `timeout` passed. Either way the caller compares what is stored; a process that exits fails
+    at once.
     """
     import duckdb
 
@@ -654,7 +682,7 @@ def wait_for_statistics(
             current = _fingerprint(stats)
             if current != fingerprint:
                 fingerprint, changed = current, now
-            behind = lagging(stats, archive)
+            behind = lagging(stats, archive, skip)
             if started_at is not None:
                 idle = now - max(changed, started_at)
                 if idle >= quiet and not behind and archive.hourly:
@@ -666,6 +694,177 @@ def wait_for_statistics(
         if now >= deadline:
             return Settled(False, now - began, f"timeout: {'; '.join(behind)}")
         time.sleep(interval)
+
+
+def wait_for_agreement(
+    ha: HomeAssistantProcess,
+    *,
+    timeout: float = 180.0,
+    quiet: float = 4.0,
+    interval: float = 1.0,
+    skip: Collection[str] = (),
+    rejected: Mapping[str, Collection[int]] | None = None,
+    backfill_days: int | None = None,
+) -> Settled:
+    """Wait until the running process's statistics and archive agree with no loss, and stay so.
+
+    Agreement: compare() == (0, 0, 0) against the demo's window, with nothing changing for
+    `quiet` seconds after Home Assistant has started. For recoveries that the statistics do not
+    show (an archive month rebuilt behind statistics that never changed), which
+    wait_for_statistics cannot see. Not agreeing within `timeout` returns the last finding;
+    a process that exits fails at once.
+    """
+    import duckdb
+
+    began = time.monotonic()
+    last: Any = None
+    agreed_since: float | None = None
+    reason = "not read yet"
+    while True:
+        if not ha.running:
+            raise AssertionError(
+                f"Home Assistant exited ({ha.returncode}) while waiting for agreement"
+            )
+        now = time.monotonic()
+        try:
+            stats = read_statistics(ha.db)
+            archive = read_archive(ha.archive_root)
+        except sqlite3.Error, duckdb.Error, OSError:
+            stats, archive = None, None
+            reason = "unreadable"
+        if stats is not None and archive is not None and ha.started():
+            result = compare(
+                stats,
+                archive,
+                ha.expected_window(backfill_days),
+                skip=skip,
+                rejected=rejected,
+            )
+            state = (_fingerprint(stats), {m: len(s) for m, s in archive.slots.items()})
+            if result == (0, 0, 0) and archive.hourly:
+                if state != last or agreed_since is None:
+                    agreed_since = now
+                elif now - agreed_since >= quiet:
+                    return Settled(True, now - began, "agree")
+            else:
+                agreed_since = None
+                reason = result.report().replace("\n", "; ")
+            last = state
+        if now - began >= timeout:
+            return Settled(False, now - began, f"timeout: {reason}")
+        time.sleep(interval)
+
+
+# -- what Home Assistant keeps in .storage ------------------------------------------------------
+
+
+def _storage(config: Path, key: str) -> Path:
+    return config / ".storage" / key
+
+
+def read_storage(config: Path, key: str) -> Any:
+    """The `data` of a `.storage/<key>` file (None when there is none)."""
+    path = _storage(config, key)
+    if not path.exists():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))["data"]
+
+
+def write_storage(config: Path, key: str, data: Any, *, version: int = 1) -> None:
+    """Write a `.storage/<key>` file as Home Assistant's Store would (`data` as given)."""
+    path = _storage(config, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    content = {"version": version, "minor_version": 1, "key": key, "data": data}
+    path.write_text(json.dumps(content, indent=2), encoding="utf-8")
+
+
+def meterlake_entry(config: Path) -> dict[str, Any]:
+    """The MeterLake entry of `.storage/core.config_entries` (as stored)."""
+    entries = read_storage(config, "core.config_entries")["entries"]
+    found = [entry for entry in entries if entry["domain"] == "meterlake"]
+    assert len(found) == 1, f"expected one MeterLake entry, found {len(found)}"
+    entry: dict[str, Any] = found[0]
+    return entry
+
+
+def set_entry_options(config: Path, changes: Mapping[str, Any]) -> None:
+    """Change stored options of the MeterLake entry (as a hand edit would; HA stopped)."""
+    path = _storage(config, "core.config_entries")
+    content = json.loads(path.read_text(encoding="utf-8"))
+    for entry in content["data"]["entries"]:
+        if entry["domain"] == "meterlake":
+            entry["options"] = {**entry["options"], **changes}
+    path.write_text(json.dumps(content, indent=2), encoding="utf-8")
+
+
+def read_issues(config: Path) -> dict[str, dict[str, Any]]:
+    """Repair issues saved in `.storage/repairs.issue_registry`, by issue id (after a stop)."""
+    data = read_storage(config, "repairs.issue_registry") or {}
+    return {issue["issue_id"]: issue for issue in data.get("issues", [])}
+
+
+def loaded_entity_states(config: Path, since: datetime) -> dict[str, str]:
+    """entity_id -> newest state recorded after `since` of every MeterLake entity.
+
+    Only entities of a loaded entry get states; those of an entry that failed to set up are
+    only ever `unavailable`.
+    """
+    registry = read_storage(config, "core.entity_registry") or {"entities": []}
+    ours = {e["entity_id"] for e in registry["entities"] if e.get("platform") == "meterlake"}
+    db = config / DB_NAME
+    if not ours or not db.exists():
+        return {}
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+        rows = conn.execute(
+            "SELECT m.entity_id, s.state FROM states s JOIN states_meta m "
+            "ON s.metadata_id = m.metadata_id WHERE s.last_updated_ts >= ? "
+            "ORDER BY s.last_updated_ts",
+            (since.timestamp(),),
+        ).fetchall()
+    return {entity: state for entity, state in rows if entity in ours}
+
+
+# -- the archive on disk ------------------------------------------------------------------------
+
+
+def month_dirs(root: Path, meter: str) -> list[Path]:
+    """The meter's consumption month folders, oldest first."""
+    base = root / "consumption" / "supplier=demo" / f"meter={meter}"
+    return sorted(path for path in base.glob("month=*") if path.is_dir())
+
+
+def hive_read_problems(root: Path) -> list[str]:
+    """Datasets under `root` that DuckDB cannot read as one hive-partitioned table."""
+    import duckdb
+
+    problems = []
+    for dataset in sorted(path for path in root.iterdir() if path.is_dir()):
+        if dataset.name == "raw" or not any(dataset.glob("**/*.parquet")):
+            continue
+        try:
+            with duckdb.connect() as conn:
+                conn.execute(
+                    f"SELECT count(*) FROM read_parquet('{dataset.as_posix()}/**/*.parquet', "
+                    "hive_partitioning = 1, union_by_name = 1)"
+                ).fetchall()
+        except duckdb.Error as err:
+            problems.append(f"{dataset.name}: {err}")
+    return problems
+
+
+def read_audit(root: Path) -> list[dict[str, Any]]:
+    """Rows of the audit dataset (`audit/**/*.parquet`), oldest first."""
+    import duckdb
+
+    if not any((root / "audit").glob("**/*.parquet")):
+        return []
+    with duckdb.connect() as conn:
+        cursor = conn.execute(
+            f"SELECT * FROM read_parquet('{root.as_posix()}/audit/**/*.parquet', "
+            "hive_partitioning = 1, union_by_name = 1) ORDER BY time"
+        )
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 # -- the session tally --------------------------------------------------------------------------

@@ -197,3 +197,28 @@ def test_metadata_must_carry_the_archive_units(archive_root: Path) -> None:
     meta["meterlake:elec_cost"] = StatMeta("GBP", True, 1)
     del meta["meterlake:gas_cost"]
     assert len(metadata_problems(meta, archive)) == 3
+
+
+def test_a_skipped_statistic_and_rejected_slots_are_not_findings(archive_root: Path) -> None:
+    """A foreign statistic MeterLake must leave alone, and slots the source served as junk."""
+    folder = archive_root / "consumption" / "supplier=demo" / "meter=elec" / "month=2026-02"
+    table = pq.read_table(folder / "data.parquet")
+    pq.write_table(table.slice(1), folder / "data.parquet")  # the first February slot
+    archive = read_archive(archive_root)
+    stats = _statistics(archive)
+    stats["meterlake:elec_cost"] = [StatRow(START - 100 * HOUR, 10.0, 10.0)]  # in EUR, say
+    window = _window(archive)
+    junk = int(datetime(2026, 2, 1, tzinfo=UTC).timestamp())
+    assert compare(stats, archive, window) == (9, 1, 0)
+    result = compare(
+        stats, archive, window, skip={"meterlake:elec_cost"}, rejected={"elec": {junk}}
+    )
+    assert result == (0, 0, 0), result.report()
+    # Rejected slots of another meter excuse nothing here.
+    other = compare(stats, archive, window, skip={"meterlake:elec_cost"}, rejected={"gas": {junk}})
+    assert other.rows_lost == 1
+    meta = {stat_id: StatMeta(unit, True, 0) for stat_id, unit in archive.units.items()}
+    meta["meterlake:elec_cost"] = StatMeta("EUR", True, 0)
+    assert len(metadata_problems(meta, archive)) == 1
+    assert metadata_problems(meta, archive, skip={"meterlake:elec_cost"}) == []
+    assert lagging(stats, archive, skip={"meterlake:elec_cost"}) == []
