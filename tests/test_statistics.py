@@ -690,7 +690,7 @@ async def test_reconcile_repairs_a_cost_statistic_restarted_at_zero(
     assert len(await stored(hass, cost_id)) == 48
 
     with spy_writes() as spy:
-        result = await stats.async_reconcile_meter(hass, ELEC, table.frame)
+        result = await stats.async_import_meter(hass, ELEC, table.frame, reconcile=True)
     written = {call.args[1]["statistic_id"] for call in spy.call_args_list}
     assert written == {cost_id}
     assert result.hours_written == 96
@@ -713,7 +713,7 @@ async def test_reconcile_fills_a_hole_inside_a_statistic(
     consumption = stats.statistic_id(ELEC.key, "consumption")
     assert len(await stored(hass, consumption)) == 45
 
-    await stats.async_reconcile_meter(hass, ELEC, table.frame)
+    await stats.async_import_meter(hass, ELEC, table.frame, reconcile=True)
     await assert_sums(hass, consumption, running_totals(table.frame, "value"))
     await assert_sums(
         hass, stats.statistic_id(ELEC.key, "cost"), running_totals(table.frame, "cost")
@@ -726,7 +726,7 @@ async def test_reconcile_sends_nothing_when_every_statistic_matches(
     frame = make_intervals(GAS, T0, 96, seed=93)
     await stats.async_import_meter(hass, GAS, frame)
     with spy_writes() as spy:
-        result = await stats.async_reconcile_meter(hass, GAS, frame)
+        result = await stats.async_import_meter(hass, GAS, frame, reconcile=True)
     assert spy.call_count == 0
     assert result.hours_written == 0
 
@@ -739,7 +739,7 @@ async def test_reconcile_creates_a_statistic_that_was_never_written(
     await stats.async_import_meter(hass, GAS, frame)
     energy = stats.statistic_id(GAS.key, "energy")
     await stats.async_clear_statistic(hass, energy)
-    await stats.async_reconcile_meter(hass, GAS, frame)
+    await stats.async_import_meter(hass, GAS, frame, reconcile=True)
     await assert_sums(hass, energy, running_totals(frame, "energy_kwh"))
 
 

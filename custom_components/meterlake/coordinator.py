@@ -672,11 +672,7 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         try:
             checks = await self.async_verify_archive([meter])
         except ArchiveError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="archive_unreadable",
-                translation_placeholders={"error": str(err)},
-            ) from err
+            raise archive_unreadable(err) from err
         check = checks.get(meter.key)
         first_month = None if start is None else f"{start:%Y-%m}"
         lost = [
@@ -870,6 +866,15 @@ def _update_error(err: SourceError) -> ConfigEntryAuthFailed | UpdateFailed:
     return UpdateFailed(
         translation_domain=DOMAIN,
         translation_key="source_error",
+        translation_placeholders={"error": str(err)},
+    )
+
+
+def archive_unreadable(err: Exception) -> HomeAssistantError:
+    """The translated error of an action that needed an archive it could not read."""
+    return HomeAssistantError(
+        translation_domain=DOMAIN,
+        translation_key="archive_unreadable",
         translation_placeholders={"error": str(err)},
     )
 

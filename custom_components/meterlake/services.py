@@ -20,7 +20,13 @@ from homeassistant.util import dt as dt_util
 import probatio as vol
 
 from .const import DOMAIN, MAX_BACKFILL_DAYS
-from .coordinator import HOUR, MeterLakeConfigEntry, MeterLakeCoordinator, PollReport
+from .coordinator import (
+    HOUR,
+    MeterLakeConfigEntry,
+    MeterLakeCoordinator,
+    PollReport,
+    archive_unreadable,
+)
 from .sources.base import MeterInfo, floor_to
 
 _LOGGER = logging.getLogger(__name__)
@@ -232,11 +238,7 @@ async def _async_verify_archive(call: ServiceCall) -> ServiceResponse:
     try:
         checks = await coordinator.async_verify_archive(meters)
     except ArchiveError as err:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="archive_unreadable",
-            translation_placeholders={"error": str(err)},
-        ) from err
+        raise archive_unreadable(err) from err
     return {
         "meters": {
             key: {

@@ -381,15 +381,15 @@ class StatisticsSink:
     ) -> bool:
         from . import statistics
 
-        run = statistics.async_reconcile_meter if reconcile else statistics.async_import_meter
         try:
-            outcome = await run(
+            outcome = await statistics.async_import_meter(
                 self.hass,
                 meter,
                 frame,
                 standing=await self._standing(meter, result, frame),
                 standing_charge_in_cost=self.standing_charge_in_cost,
                 time_zone=meter.time_zone,
+                reconcile=reconcile,
             )
         except Exception as err:
             if self.failures.get(meter.key) is None:

@@ -546,74 +546,26 @@ async def async_import_meter(
     time_zone: str = "UTC",
     job_seconds: float = DEFAULT_JOB_SECONDS,
     exact: bool = False,
+    reconcile: bool = False,
 ) -> StatisticsImport:
     """Bring the meter's statistics in line with `intervals` and return what was sent.
 
     `intervals` holds this meter's rows of the interval table from a whole UTC hour up to the
     newest data; every stored hour after it is shifted so sums stay continuous. With
     `standing_charge_in_cost`, each day of `standing` whose local midnight (`time_zone`) falls
-    in the frame's hours adds its charge to the cost of that UTC hour. With `exact` (a rebuild
-    from everything stored), stored hours from the frame's first hour on that no interval
-    covers any more are deleted, so nothing is cleared first and the dashboard never shows a
-    half-built history. The recorder must be processing its queue (Home Assistant started):
-    call this from a background task, not from a config entry's first refresh, or it waits
-    until Home Assistant has started.
+    in the frame's hours adds its charge to the cost of that UTC hour.
+
+    With `exact` (a rebuild from everything stored), stored hours from the frame's first hour
+    on that no interval covers any more are deleted, so nothing is cleared first and the
+    dashboard never shows a half-built history. With `reconcile` (`intervals` is the whole
+    archive), each statistic is first summarised — row count, last hour, change of the sum from
+    the frame's first hour on — and only one that differs (a hole, a missing tail, sums
+    restarted at 0, never created) is re-imported, with only its changed rows sent.
+
+    The recorder must be processing its queue (Home Assistant started): call this from a
+    background task, not from a config entry's first refresh, or it waits until Home Assistant
+    has started.
     """
-    return await _async_import(
-        hass,
-        meter,
-        intervals,
-        standing=standing,
-        standing_charge_in_cost=standing_charge_in_cost,
-        time_zone=time_zone,
-        job_seconds=job_seconds,
-        exact=exact,
-        reconcile=False,
-    )
-
-
-async def async_reconcile_meter(
-    hass: HomeAssistant,
-    meter: MeterInfo,
-    intervals: pd.DataFrame,
-    *,
-    standing: pd.DataFrame | None = None,
-    standing_charge_in_cost: bool = False,
-    time_zone: str = "UTC",
-    job_seconds: float = DEFAULT_JOB_SECONDS,
-) -> StatisticsImport:
-    """Repair each of the meter's statistics that differs from `intervals` (the archive).
-
-    Per statistic (consumption, cost, energy), a cheap summary of what the recorder holds from
-    the frame's first hour on — row count, last hour, change of the sum — is compared with the
-    frame's; only a statistic that differs (a hole, a missing tail, sums restarted at 0, a
-    statistic never created) is re-imported, and only its changed rows are sent.
-    """
-    return await _async_import(
-        hass,
-        meter,
-        intervals,
-        standing=standing,
-        standing_charge_in_cost=standing_charge_in_cost,
-        time_zone=time_zone,
-        job_seconds=job_seconds,
-        exact=False,
-        reconcile=True,
-    )
-
-
-async def _async_import(
-    hass: HomeAssistant,
-    meter: MeterInfo,
-    intervals: pd.DataFrame,
-    *,
-    standing: pd.DataFrame | None,
-    standing_charge_in_cost: bool,
-    time_zone: str,
-    job_seconds: float,
-    exact: bool,
-    reconcile: bool,
-) -> StatisticsImport:
     async with _lock(hass, meter.key):
         buckets = await hass.async_add_executor_job(
             _bucket, meter, intervals, standing, standing_charge_in_cost, time_zone
@@ -805,7 +757,7 @@ async def async_import_hourly(
     meter statistics apply: sums re-anchor on the stored hour before the first one, later stored
     hours shift, unknown hours get no row and add nothing. With `reconcile` (the values cover
     the whole history), a statistic whose summary already matches is left alone, as in
-    async_reconcile_meter. Foreign metadata under the id is never continued.
+    async_import_meter(reconcile=True). Foreign metadata under the id is never continued.
     """
     if len(hours) == 0:
         return 0

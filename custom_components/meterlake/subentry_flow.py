@@ -257,13 +257,8 @@ class ComposedMeterFlow(ConfigSubentryFlow):
             elif len({base, *add, *subtract}) < 1 + len(add) + len(subtract):
                 errors["base"] = "input_twice"
             else:
-                data |= {
-                    CONF_BASE: base,
-                    CONF_ADD: add,
-                    CONF_SUBTRACT: subtract,
-                    CONF_CALORIFIC_VALUE: float(user_input[CONF_CALORIFIC_VALUE]),
-                    CONF_VOLUME_CORRECTION: float(user_input[CONF_VOLUME_CORRECTION]),
-                }
+                data |= {CONF_BASE: base, CONF_ADD: add, CONF_SUBTRACT: subtract}
+                data |= _gas_values(user_input)
                 errors = self._validate(data)
                 if not errors:
                     return self._finish(data)
@@ -283,12 +278,7 @@ class ComposedMeterFlow(ConfigSubentryFlow):
                 **self._gas_fields(current),
             }
         )
-        return self.async_show_form(
-            step_id="virtual",
-            data_schema=schema,
-            errors=errors,
-            description_placeholders=self._error_placeholders(),
-        )
+        return self._form("virtual", schema, errors)
 
     async def async_step_preferred(
         self, user_input: dict[str, Any] | None = None
@@ -302,11 +292,7 @@ class ComposedMeterFlow(ConfigSubentryFlow):
             if data is None:
                 errors["base"] = self._undescribed(inputs)
             else:
-                data |= {
-                    CONF_INPUTS: inputs,
-                    CONF_CALORIFIC_VALUE: float(user_input[CONF_CALORIFIC_VALUE]),
-                    CONF_VOLUME_CORRECTION: float(user_input[CONF_VOLUME_CORRECTION]),
-                }
+                data |= {CONF_INPUTS: inputs} | _gas_values(user_input)
                 errors = self._validate(data)
                 if not errors:
                     return self._finish(data)
@@ -320,12 +306,7 @@ class ComposedMeterFlow(ConfigSubentryFlow):
                 **self._gas_fields(current),
             }
         )
-        return self.async_show_form(
-            step_id="preferred",
-            data_schema=schema,
-            errors=errors,
-            description_placeholders=self._error_placeholders(),
-        )
+        return self._form("preferred", schema, errors)
 
     async def async_step_master(
         self, user_input: dict[str, Any] | None = None
@@ -337,7 +318,10 @@ class ComposedMeterFlow(ConfigSubentryFlow):
             self._offset = float(user_input.get(CONF_READING_OFFSET) or 0.0)
             self._periods = []
             return await self.async_step_period()
-        schema = vol.Schema(
+        return self._form("master", self._master_schema(current), {})
+
+    def _master_schema(self, current: dict[str, Any]) -> vol.Schema:
+        return vol.Schema(
             {
                 **self._name_field(current),
                 vol.Required(
@@ -347,7 +331,6 @@ class ComposedMeterFlow(ConfigSubentryFlow):
                 ),
             }
         )
-        return self.async_show_form(step_id="master", data_schema=schema)
 
     async def async_step_period(
         self, user_input: dict[str, Any] | None = None
@@ -394,6 +377,14 @@ class ComposedMeterFlow(ConfigSubentryFlow):
             description_placeholders={"number": str(index + 1)},
         )
 
+    def _form(self, step_id: str, schema: vol.Schema, errors: dict[str, str]) -> SubentryFlowResult:
+        return self.async_show_form(
+            step_id=step_id,
+            data_schema=schema,
+            errors=errors,
+            description_placeholders=self._error_placeholders(),
+        )
+
     def _error_placeholders(self) -> dict[str, str]:
         """Every placeholder an error text may use, filled or empty."""
         return {"input": "", "unit": "", "to": "", "meter": ""} | self._placeholders
@@ -411,16 +402,13 @@ class ComposedMeterFlow(ConfigSubentryFlow):
                 return self._finish(data)
         # Start the periods again, with the error on the first form.
         self._periods = []
-        return self.async_show_form(
-            step_id="master",
-            data_schema=vol.Schema(
-                {
-                    **self._name_field({CONF_NAME: self._name}),
-                    vol.Required(CONF_READING_OFFSET, default=self._offset): NumberSelector(
-                        NumberSelectorConfig(min=0, step="any", mode=NumberSelectorMode.BOX)
-                    ),
-                }
-            ),
-            errors=errors,
-            description_placeholders=self._error_placeholders(),
-        )
+        shown = {CONF_NAME: self._name, CONF_READING_OFFSET: self._offset}
+        return self._form("master", self._master_schema(shown), errors)
+
+
+def _gas_values(user_input: dict[str, Any]) -> dict[str, float]:
+    """The conversion figures of a submitted form."""
+    return {
+        CONF_CALORIFIC_VALUE: float(user_input[CONF_CALORIFIC_VALUE]),
+        CONF_VOLUME_CORRECTION: float(user_input[CONF_VOLUME_CORRECTION]),
+    }
