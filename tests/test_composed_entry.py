@@ -429,3 +429,33 @@ async def test_diagnostics_report_clipping_per_day(
     assert sum(composed["clipped_by_day"].values()) == pytest.approx(by_day.sum(), rel=1e-9)
     state = hass.states.get("sensor.wrong_way_round_clipped_at_zero_today")
     assert float(state.state) == pytest.approx(by_day.iloc[-1], rel=1e-6)
+
+
+async def test_every_composed_meter_has_a_reading_that_counts_its_intervals(
+    hass: HomeAssistant, household: MockConfigEntry, ui: Ui
+) -> None:
+    await build_all(hass, ui)
+    reading = hass.states.get("sensor.fireplace_meter_reading")
+    assert float(reading.state) == pytest.approx(expected_fireplace().sum(), abs=1e-6)
+    assert reading.attributes["unit_of_measurement"] == "m³"
+
+
+async def test_a_backfill_of_a_composed_meter_recomputes_its_history(
+    hass: HomeAssistant, household: MockConfigEntry, ui: Ui
+) -> None:
+    entry = await build_all(hass, ui)
+    fireplace = "meterlake:composed_fireplace_consumption"
+    before = await stored_sums(hass, fireplace)
+    response = await hass.services.async_call(
+        DOMAIN,
+        "backfill",
+        {"config_entry": entry.entry_id, "days": 20, "force": True},
+        blocking=True,
+        return_response=True,
+    )
+    summary = response["meters"]["composed_fireplace"]  # type: ignore[index]
+    assert summary["rows_fetched"] == len(expected_fireplace())
+    assert "error" not in summary
+    await _settle(hass)
+    after = await stored_sums(hass, fireplace)
+    pd.testing.assert_series_equal(after, before)

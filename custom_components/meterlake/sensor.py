@@ -376,10 +376,8 @@ CLIPPED_TODAY = MeterLakeSensorDescription(
 
 def _composed_descriptions(meter: MeterInfo) -> list[MeterLakeSensorDescription]:
     found = [d for d in SENSORS if d.exists_fn(meter) and d.key not in COMPOSED_WITHOUT]
-    kind = meter.extra.get("type")
-    if kind == "master":
-        found.append(METER_READING)
-    elif kind == "virtual":
+    found.append(METER_READING)
+    if meter.extra.get("type") == "virtual":
         found.append(CLIPPED_TODAY)
     return found
 

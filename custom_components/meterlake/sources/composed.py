@@ -318,7 +318,7 @@ class ComposedSource:
         self.started = False
         # Subentries whose data could not be parsed: subentry id -> reason.
         self.broken: dict[str, str] = {}
-        # Master meters' cumulative readings (offset + every stored interval).
+        # Cumulative readings (offset + every stored interval), per composed meter.
         self.readings: dict[str, float] = {}
 
     @property
@@ -331,10 +331,12 @@ class ComposedSource:
         return [meter for meter in self._meters if key in self.definitions[meter.key].sources]
 
     async def async_update_readings(self) -> None:
-        """Recount each master meter's reading from everything stored (after a change)."""
+        """Recount each meter's reading from everything stored (after a change).
+
+        The reading is the offset (a master meter's starting reading, else 0) plus every stored
+        interval: a counter that never jumps when an input is replaced or corrected.
+        """
         for key, definition in self.definitions.items():
-            if definition.type != TYPE_MASTER:
-                continue
             rows = await self._lake.async_rows(key, None, None)
             if rows is None:
                 continue
