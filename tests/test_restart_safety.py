@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 import errno
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -49,11 +48,13 @@ def _archived_slots(root: Path, meter: str) -> list[datetime]:
     return [row[0] for row in rows]
 
 
-def _write_store(hass: HomeAssistant, entry_id: str, data: Any) -> None:
-    """Put a watermark file in .storage as a hand edit or an older version would leave it."""
-    path = Path(hass.config.path(".storage", f"meterlake.{entry_id}"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"version": 1, "minor_version": 1, "key": path.name, "data": data}))
+def _write_store(hass_storage: dict[str, Any], entry_id: str, data: Any) -> None:
+    """Put a watermark file in .storage as a hand edit or an older version would leave it.
+
+    (The test harness keeps .storage in `hass_storage` instead of files.)
+    """
+    key = f"meterlake.{entry_id}"
+    hass_storage[key] = {"version": 1, "minor_version": 1, "key": key, "data": data}
 
 
 async def _restart(hass: HomeAssistant, entry: MockConfigEntry) -> None:
@@ -66,17 +67,21 @@ async def _restart(hass: HomeAssistant, entry: MockConfigEntry) -> None:
 
 
 async def test_a_watermark_in_the_future_is_dropped_and_rebuilt_from_the_archive(
-    hass: HomeAssistant, loaded_demo: MockConfigEntry
+    hass: HomeAssistant,
+    loaded_demo: MockConfigEntry,
+    hass_storage: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     await _settle(hass)
     assert await hass.config_entries.async_unload(loaded_demo.entry_id)
     _write_store(
-        hass,
+        hass_storage,
         loaded_demo.entry_id,
         {"watermarks": {"demo_electricity": "2099-01-01T00:00:00+00:00"}},
     )
     assert await hass.config_entries.async_setup(loaded_demo.entry_id)
     await _settle(hass)
+    assert "is in the future" in caplog.text
     # Not frozen in 2099: it continues from the newest archived interval, as a poll would.
     assert loaded_demo.runtime_data.coordinator.store.get("demo_electricity") == WATERMARK
 
@@ -89,20 +94,41 @@ async def test_a_watermark_in_the_future_is_dropped_and_rebuilt_from_the_archive
         {"watermarks": ["a", "list"]},
         {"watermarks": {"demo_electricity": None, "demo_gas": 12}},
         {"watermarks": {"demo_electricity": "yesterday"}},
+        {"watermarks": {"demo_electricity": "2026-11-20T11:00:00"}},  # naive: read as UTC
     ],
 )
 async def test_a_store_of_the_wrong_shape_does_not_stop_setup(
-    hass: HomeAssistant, loaded_demo: MockConfigEntry, data: Any
+    hass: HomeAssistant,
+    loaded_demo: MockConfigEntry,
+    hass_storage: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+    data: Any,
 ) -> None:
     await _settle(hass)
     assert await hass.config_entries.async_unload(loaded_demo.entry_id)
-    _write_store(hass, loaded_demo.entry_id, data)
+    _write_store(hass_storage, loaded_demo.entry_id, data)
     assert await hass.config_entries.async_setup(loaded_demo.entry_id)
     await _settle(hass)
     assert loaded_demo.state is ConfigEntryState.LOADED
     coordinator = loaded_demo.runtime_data.coordinator
     assert coordinator.store.get("demo_electricity") == WATERMARK
     assert float(hass.states.get("sensor.demo_electricity_consumption_today").state) > 0
+
+
+async def test_a_store_file_that_is_not_a_store_does_not_stop_setup(
+    hass: HomeAssistant,
+    loaded_demo: MockConfigEntry,
+    hass_storage: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await _settle(hass)
+    assert await hass.config_entries.async_unload(loaded_demo.entry_id)
+    hass_storage[f"meterlake.{loaded_demo.entry_id}"] = ["a", "list", "for", "a", "file"]
+    assert await hass.config_entries.async_setup(loaded_demo.entry_id)
+    await _settle(hass)
+    assert loaded_demo.state is ConfigEntryState.LOADED
+    assert "Ignoring the whole store" in caplog.text
+    assert loaded_demo.runtime_data.coordinator.store.get("demo_electricity") == WATERMARK
 
 
 # --- a full disk --------------------------------------------------------------------------------

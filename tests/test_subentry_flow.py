@@ -726,3 +726,4 @@ async def test_a_hand_broken_meter_is_skipped_and_reported_not_fatal(
     # Meters can still be added next to it.
     result = await add(hass, entry, "preferred", {"name": "Pumps", "inputs": [demo.HEAT_PUMP]})
     assert result["type"] is FlowResultType.CREATE_ENTRY
+    await _settle(hass)
