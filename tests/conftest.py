@@ -110,3 +110,30 @@ async def start_fix_flow(hass: Any, hass_client: Any, issue_id: str) -> tuple[An
         "/api/repairs/issues/fix", json={"handler": DOMAIN, "issue_id": issue_id}
     )
     return client, resp
+
+
+async def load_household(hass: Any, freezer: Any, tmp_path: Path, *, backfill_days: int) -> Any:
+    """The demo with its sub-meters, loaded at DEMO_NOW (config dir and archive in tmp_path)."""
+    from pytest_homeassistant_custom_component.common import MockConfigEntry
+    from pytest_homeassistant_custom_component.components.recorder.common import (
+        async_wait_recording_done,
+    )
+
+    from custom_components.meterlake.const import DOMAIN
+
+    freezer.move_to(DEMO_NOW)
+    hass.config.config_dir = str(tmp_path / "config")
+    await hass.config.async_set_time_zone("Europe/London")
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="MeterLake demo",
+        data={"source": "demo", "submeters": True},
+        options={"backfill_days": backfill_days, "archive_root": str(tmp_path / "lake")},
+        unique_id="demo",
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    await async_wait_recording_done(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    return entry

@@ -30,7 +30,7 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
 from custom_components.meterlake.const import DOMAIN
 from custom_components.meterlake.sources import demo
 
-from .conftest import DEMO_NOW
+from .conftest import load_household
 
 KWH_PER_M3 = 1.02264 * 39.5 / 3.6
 FIRST = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
@@ -102,20 +102,7 @@ async def assert_statistic(hass: HomeAssistant, stat_id: str, expected: pd.Serie
 @pytest.fixture
 async def household(hass: HomeAssistant, freezer: Any, tmp_path: Path) -> MockConfigEntry:
     """The demo with its sub-meters, 10 days of history, loaded."""
-    freezer.move_to(DEMO_NOW)
-    hass.config.config_dir = str(tmp_path / "config")
-    await hass.config.async_set_time_zone("Europe/London")
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="MeterLake demo",
-        data={"source": "demo", "submeters": True},
-        options={"backfill_days": 10, "archive_root": str(tmp_path / "lake")},
-        unique_id="demo",
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await _settle(hass)
-    return entry
+    return await load_household(hass, freezer, tmp_path, backfill_days=10)
 
 
 class Ui:

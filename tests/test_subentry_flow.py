@@ -40,7 +40,7 @@ from custom_components.meterlake.lake import async_get_lake
 from custom_components.meterlake.sources import demo
 from custom_components.meterlake.sources.base import MeterInfo
 
-from .conftest import DEMO_NOW
+from .conftest import load_household
 
 GAS_FIGURES = {"calorific_value": 39.5, "volume_correction": 1.02264}
 EVERYTHING_ELSE = {
@@ -70,20 +70,7 @@ async def _settle(hass: HomeAssistant) -> None:
 @pytest.fixture
 async def household(hass: HomeAssistant, freezer: Any, tmp_path: Path) -> MockConfigEntry:
     """The demo with its sub-meters (two days of history), loaded: the inputs to choose from."""
-    freezer.move_to(DEMO_NOW)
-    hass.config.config_dir = str(tmp_path / "config")
-    await hass.config.async_set_time_zone("Europe/London")
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="MeterLake demo",
-        data={"source": "demo", "submeters": True},
-        options={"backfill_days": 2, "archive_root": str(tmp_path / "lake")},
-        unique_id="demo",
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await _settle(hass)
-    return entry
+    return await load_household(hass, freezer, tmp_path, backfill_days=2)
 
 
 async def _start_composed_flow(hass: HomeAssistant) -> dict[str, Any]:
