@@ -381,11 +381,8 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         # Derived meters downstream (composed, emissions) recompute what these rows touch.
         changed = result.grid if meter.kind == "grid" else result.intervals
         if changed is not None and not changed.empty:
-            async_get_lake(self.hass).rows_changed(
-                meter.key,
-                changed["start"].min().to_pydatetime(),
-                changed["end"].max().to_pydatetime(),
-            )
+            first, last = await self.hass.async_add_executor_job(_row_range, changed)
+            async_get_lake(self.hass).rows_changed(meter.key, first, last)
 
     def _keep_tables(self, meter: MeterInfo, result: FetchResult, end: datetime) -> None:
         """Keep the tariff frames of the newest window.
@@ -868,6 +865,13 @@ def _update_error(err: SourceError) -> ConfigEntryAuthFailed | UpdateFailed:
         translation_key="source_error",
         translation_placeholders={"error": str(err)},
     )
+
+
+def _row_range(rows: pd.DataFrame) -> tuple[datetime, datetime]:
+    """First start and last end of some rows (executor: pandas stays off the event loop)."""
+    first: datetime = rows["start"].min().to_pydatetime()
+    last: datetime = rows["end"].max().to_pydatetime()
+    return first, last
 
 
 def archive_unreadable(err: Exception) -> HomeAssistantError:
