@@ -16,7 +16,7 @@ inside the functions that need them, so importing this module at start-up costs 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -38,6 +38,7 @@ from .analytics.schema import (
     AUDIT_COLUMNS,
     INTERVAL_COLUMNS,
     RATE_COLUMNS,
+    READING_COLUMNS,
     STANDING_CHARGE_COLUMNS,
 )
 
@@ -292,6 +293,19 @@ GRID_MIX = _Spec(
     sort_by=("start",),
     window_of="perimeter",
     prefer=("consolidated",),
+)
+READINGS = _Spec(
+    name="readings",
+    partition_by=("supplier", "meter"),
+    month_of="time",
+    key=("time", "source"),  # analytics.schema.READING_KEY inside the meter's partitions
+    columns=tuple(
+        (name, {"time": _TS, "ingested_at": _TS, "reading": _F64}.get(name, _STR))
+        for name in READING_COLUMNS
+        if name not in {"meter", "supplier"}
+    ),
+    sort_by=("time", "source"),
+    window_of="meter",
 )
 AUDIT = _Spec(
     name="audit",
@@ -630,6 +644,15 @@ class Archive:
         """Merge interval-table rows into consumption/supplier=/meter=/month= partitions."""
         return self._write(CONSUMPTION, frame)
 
+    def write_readings(self, frame: pd.DataFrame) -> WriteSummary:
+        """Merge counter readings into readings/supplier=/meter=/month= (month of time, UTC).
+
+        `frame` has analytics.schema.READING_COLUMNS. One row per (time, source) in a meter's
+        partition: a hand reading and a `new_meter` row at the same moment are both kept; the
+        same reading stored again keeps the newer `ingested_at`.
+        """
+        return self._write(READINGS, frame)
+
     def write_rates(self, frame: pd.DataFrame) -> WriteSummary:
         """Merge unit rates into rates/supplier=/tariff=/month= (month of valid_from, UTC)."""
         return self._write(RATES, frame)
@@ -749,35 +772,87 @@ class Archive:
         Timestamps come back as datetime64[ns, UTC]. A corrupt partition raises
         CorruptPartitionError unless `skip_corrupt` (then it is logged and left out).
         """
+        return self._read_meter(
+            CONSUMPTION,
+            meter,
+            start,
+            end,
+            order=INTERVAL_COLUMNS,
+            moment="start",
+            skip_corrupt=skip_corrupt,
+        )
+
+    def read_readings(
+        self,
+        meter: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        skip_corrupt: bool = False,
+    ) -> pd.DataFrame:
+        """Readings of `meter` with time in [start, end), every supplier, by time then source.
+
+        Columns: analytics.schema.READING_COLUMNS, timestamps datetime64[ns, UTC]; an empty
+        frame with those columns when there are none. A corrupt partition raises
+        CorruptPartitionError unless `skip_corrupt` (then it is logged and left out).
+        """
+        return self._read_meter(
+            READINGS,
+            meter,
+            start,
+            end,
+            order=READING_COLUMNS,
+            moment="time",
+            skip_corrupt=skip_corrupt,
+        )
+
+    def _read_meter(
+        self,
+        spec: _Spec,
+        meter: str,
+        start: datetime | None,
+        end: datetime | None,
+        *,
+        order: Sequence[str],
+        moment: str,
+        skip_corrupt: bool,
+    ) -> pd.DataFrame:
+        """A meter's rows of a supplier/meter/month dataset, `moment` in [start, end).
+
+        Sorted by the spec's `sort_by`, columns `order`, timestamps datetime64[ns, UTC].
+        """
         import pyarrow as pa
 
         wanted = _segment("meter", meter)
         tables: list[Any] = []
-        consumption = self._join("consumption")
-        for supplier_dir in self._list_dirs(consumption):
+        for supplier_dir in self._list_dirs(self._join(spec.name)):
             supplier_seg = supplier_dir.rsplit("/", 1)[-1]
             if not supplier_seg.startswith("supplier="):
                 continue
             meter_dir = self._join(supplier_dir, wanted)
             supplier = unquote(supplier_seg.split("=", 1)[1])
-            for part in self._month_tables(CONSUMPTION, meter_dir, start, end, skip_corrupt):
+            for part in self._month_tables(spec, meter_dir, start, end, skip_corrupt):
                 rows = part.num_rows
                 tables.append(
                     part.append_column("supplier", pa.array([supplier] * rows)).append_column(
                         "meter", pa.array([meter] * rows)
                     )
                 )
-        schema = _arrow_schema(
-            CONSUMPTION, (*CONSUMPTION.columns, ("supplier", _STR), ("meter", _STR))
-        )
-        table = _in_window(pa.concat_tables(tables) if tables else schema.empty_table(), start, end)
+        schema = _arrow_schema(spec, (*spec.columns, ("supplier", _STR), ("meter", _STR)))
+        table = _in_window(
+            pa.concat_tables(tables) if tables else schema.empty_table(),
+            start,
+            end,
+            column=moment,
+            sort_by=spec.sort_by,
+        ).select(list(order))
         # pandas 2 defaults to nanoseconds: hand back what the rest of the code base makes.
         ns = pa.timestamp("ns", tz="UTC")
-        table = table.select(list(INTERVAL_COLUMNS)).cast(
+        table = table.cast(
             pa.schema(
                 [
-                    pa.field(f.name, ns if f.type == schema.field("start").type else f.type)
-                    for f in table.select(list(INTERVAL_COLUMNS)).schema
+                    pa.field(f.name, ns if pa.types.is_timestamp(f.type) else f.type)
+                    for f in table.schema
                 ]
             )
         )
@@ -873,6 +948,11 @@ class Archive:
         (unreadable, empty, or already quarantined). Months follow the UTC partitioning, so
         their slot counts do not depend on daylight saving time. With nothing stored and no
         `since`/`until` pair, the check has no months.
+
+        The meter's `readings` partitions (meters read from counters) are checked the same way
+        for readability (footer and `time` column): an unreadable one is listed, and
+        quarantined when asked, in its month's `unreadable`, so that month counts as damaged.
+        Readings add no rows, slots or gaps: they have no cadence.
         """
         import numpy as np
 
@@ -905,6 +985,14 @@ class Archive:
                 last_ends.append(
                     int(peek.starts.max()) + step if peek.last_end is None else peek.last_end
                 )
+        reading_months: set[str] = set()  # months with an unreadable readings file
+        for month, path in self._meter_files(meter, READINGS):
+            if path.rsplit("/", 1)[-1] != DATA_FILE:
+                continue  # quarantined earlier: reported when it was found
+            _, broken = self._verify_file(path, quarantine=quarantine, peek=_peek_readings)
+            if broken:
+                unreadable.setdefault(month, []).append(path)
+                reading_months.add(month)
 
         present = np.unique(np.concatenate(starts) // step) if starts else np.empty(0, np.int64)
         first = min(int(s.min()) for s in starts) if starts else None
@@ -919,14 +1007,20 @@ class Archive:
                 lo, hi = _month_bounds(int(month[:4]), int(month[5:]))
                 lows.append(_micros(lo))
                 highs.append(_micros(hi))
-        if not lows or not highs:
+        if lows and highs:
+            lo_slot = min(lows) // step
+            hi_slot = -(-max(highs) // step)
+        elif reading_months:  # only unreadable readings: their months, no slot expected
+            first_month = min(reading_months)
+            lo_slot = hi_slot = (
+                _micros(_month_bounds(int(first_month[:4]), int(first_month[5:]))[0]) // step
+            )
+        else:
             return MeterCheck(meter, (), None, None)
-        lo_slot = min(lows) // step
-        hi_slot = -(-max(highs) // step)
 
         checks: list[MonthCheck] = []
-        month = min([_month_of(lo_slot * step), *holds_file])
-        end_month = max([_month_of(hi_slot * step - 1), *holds_file])
+        month = min([_month_of(lo_slot * step), *holds_file, *reading_months])
+        end_month = max([_month_of(hi_slot * step - 1), *holds_file, *reading_months])
         while month <= end_month:
             month_lo, month_hi = _month_bounds(int(month[:4]), int(month[5:]))
             a = max(-(-_micros(month_lo) // step), lo_slot)  # first slot starting in the month
@@ -957,11 +1051,10 @@ class Archive:
             None if last is None else _from_micros(last),
         )
 
-    def _meter_files(self, meter: str) -> Iterator[tuple[str, str]]:
+    def _meter_files(self, meter: str, spec: _Spec = CONSUMPTION) -> Iterator[tuple[str, str]]:
         """(month, path) of the meter's data files and quarantined ones, every supplier."""
         wanted = _segment("meter", meter)
-        consumption = self._join("consumption")
-        for supplier_dir in self._list_dirs(consumption):
+        for supplier_dir in self._list_dirs(self._join(spec.name)):
             if not supplier_dir.rsplit("/", 1)[-1].startswith("supplier="):
                 continue
             meter_dir = self._join(supplier_dir, wanted)
@@ -975,17 +1068,22 @@ class Archive:
                 ):
                     yield match[1], path
 
-    def _verify_file(self, path: str, *, quarantine: bool) -> tuple[_Peek | None, bool]:
-        """Peek at one partition file; return (what it holds or None, whether unreadable)."""
+    def _verify_file(
+        self, path: str, *, quarantine: bool, peek: Callable[[Any], _Peek] | None = None
+    ) -> tuple[_Peek | None, bool]:
+        """Peek at one partition file; return (what it holds or None, whether unreadable).
+
+        `peek` reads an open file (default: a consumption file's footer and `start` column).
+        """
         try:
-            return self._peek(path), False
+            return self._peek(path, peek), False
         except CorruptPartitionError as err:
             if not quarantine:
                 return None, True
             reason = err.reason
         with self._partition_lock(path):
             try:  # a writer may have replaced it meanwhile
-                return self._peek(path), False
+                return self._peek(path, peek), False
             except CorruptPartitionError as err:
                 reason = err.reason
             target = self._quarantine(path)
@@ -994,25 +1092,26 @@ class Archive:
         _LOGGER.warning("Archive partition %s is unreadable (%s); kept as %s", path, reason, target)
         return None, True
 
-    def _peek(self, path: str) -> _Peek | None:
-        """Footer and `start` column of the file; None if it is gone.
+    def _peek(self, path: str, peek: Callable[[Any], _Peek] | None = None) -> _Peek | None:
+        """Footer and `start` column of the file (or what `peek` reads); None if it is gone.
 
         Reads ranges of the file only. On any failure the whole file is fetched to tell an
         I/O failure (ArchiveError, raised) from damage (CorruptPartitionError).
         """
         import pyarrow as pa
 
+        reader = _peek_parquet if peek is None else peek
         try:
             source = pa.OSFile(path) if self._local else self._fs.open_input_file(path)
             with source:
-                return _peek_parquet(source)
+                return reader(source)
         except Exception:  # judged below, on the whole file
             _LOGGER.debug("Partition %s needs a second look", path)
         data = self._fetch(path)
         if data is None:
             return None
         try:
-            return _peek_parquet(pa.BufferReader(data))
+            return reader(pa.BufferReader(data))
         except Exception as err:
             raise CorruptPartitionError(self.root, _describe(err, self._secrets), path) from err
 
@@ -1380,6 +1479,20 @@ def _peek_parquet(source: Any) -> _Peek:
     return _Peek(meta.num_rows, starts, last_end)
 
 
+def _peek_readings(source: Any) -> _Peek:
+    """Row count from the footer and the `time` column, read to be sure; raises if bad."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(source)
+    kind = parquet.schema_arrow.field("time").type  # KeyError without a time column
+    if not pa.types.is_timestamp(kind):
+        raise TypeError(f"time is {kind}, not a timestamp")
+    parquet.read(columns=["time"], use_threads=False)
+    return _Peek(parquet.metadata.num_rows, np.empty(0, np.int64), None)
+
+
 def _micros(moment: datetime) -> int:
     """Microseconds since the Unix epoch of an aware datetime."""
     return (moment - EPOCH) // timedelta(microseconds=1)
@@ -1394,17 +1507,24 @@ def _month_of(micros: int) -> str:
     return _from_micros(micros).strftime("%Y-%m")
 
 
-def _in_window(table: Any, start: datetime | None, end: datetime | None) -> Any:
-    """Rows whose `start` is in [start, end) (None: open), sorted by start."""
+def _in_window(
+    table: Any,
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    column: str = "start",
+    sort_by: Sequence[str] = ("start",),
+) -> Any:
+    """Rows whose `column` is in [start, end) (None: open), sorted by `sort_by`."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    moment = table.schema.field("start").type
+    moment = table.schema.field(column).type
     if start is not None:
-        table = table.filter(pc.field("start") >= pa.scalar(start, moment))
+        table = table.filter(pc.field(column) >= pa.scalar(start, moment))
     if end is not None:
-        table = table.filter(pc.field("start") < pa.scalar(end, moment))
-    return table.take(pc.sort_indices(table, sort_keys=[("start", "ascending")]))
+        table = table.filter(pc.field(column) < pa.scalar(end, moment))
+    return table.take(pc.sort_indices(table, sort_keys=[(name, "ascending") for name in sort_by]))
 
 
 def _merge(spec: _Spec, existing: Any, incoming: Any) -> tuple[Any, int]:

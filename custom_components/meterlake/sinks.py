@@ -91,7 +91,7 @@ class StoreOutcome:
 
 
 class ArchiveSink:
-    """Writes intervals, rates, standing charges, audit and raw responses to the archive.
+    """Writes intervals, readings, rates, standing charges, audit and raw responses to the archive.
 
     A failure raises a repair issue naming the root and the error; the next successful write
     clears it. A partition that could not be read is reported and its month re-fetched.
@@ -166,6 +166,21 @@ class ArchiveSink:
             _LOGGER.warning("Cannot read the archive: %s", err)
             return None
 
+    async def async_read_readings(
+        self, meter: MeterInfo, start: datetime | None = None, end: datetime | None = None
+    ) -> pd.DataFrame | None:
+        """Counter readings of the meter with time in [start, end), None when unreadable."""
+        from .archive import ArchiveError
+
+        try:
+            archive = await self.async_open()
+            return await self.hass.async_add_executor_job(
+                lambda: archive.read_readings(meter.key, start, end, skip_corrupt=True)
+            )
+        except ArchiveError as err:
+            _LOGGER.warning("Cannot read the archive: %s", err)
+            return None
+
     async def async_read_grid(
         self, meter: MeterInfo, start: datetime | None, end: datetime | None
     ) -> pd.DataFrame | None:
@@ -224,6 +239,13 @@ def _write_fetch(
         for path in summary.corrupt:
             _LOGGER.warning("Archive partition %s was unreadable; kept as *.corrupt", path)
         outcome.refetch = [(start, end) for _key, start, end in summary.corrupt_windows]
+    if result.readings is not None and not result.readings.empty:
+        summary = archive.write_readings(result.readings)
+        for path in summary.corrupt:
+            _LOGGER.warning("Archive partition %s was unreadable; kept as *.corrupt", path)
+        for _key, start, end in summary.corrupt_windows:
+            if (start, end) not in outcome.refetch:
+                outcome.refetch.append((start, end))
     if result.grid is not None and not result.grid.empty:
         archive.write_grid_mix(result.grid, perimeter=str(meter.extra.get("perimeter", "")))
     if result.rates is not None and not result.rates.empty:

@@ -70,3 +70,21 @@ AUDIT_COLUMNS: Final = (
     "duration_s",
     "error",
 )
+
+# Every reading of a meter read from a counter (a Home Assistant entity or a hand reading),
+# archive dataset `readings`. Key: (meter, time, source). `reading` is in `unit` as read;
+# `source` says where it came from (READING_SOURCES); `reset` is how cleaning read a reading
+# that did not simply go up (analytics.readings.Reset kinds), null otherwise. A `new_meter` row
+# declares a meter put in at `time`, reading `reading` then.
+READING_COLUMNS: Final = (
+    "meter",
+    "supplier",
+    "time",
+    "reading",
+    "unit",
+    "source",
+    "reset",
+    "ingested_at",
+)
+READING_KEY: Final = ("meter", "time", "source")
+READING_SOURCES: Final = ("state", "statistics", "hand", "new_meter")

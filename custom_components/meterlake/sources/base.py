@@ -142,6 +142,10 @@ class FetchResult:
     # fields of archive.GRID_MIX_FIELDS (float64, null when unknown) and `consolidated` (bool).
     # Sources that describe the grid return it with an empty `intervals` frame.
     grid: pd.DataFrame | None = None
+    # Readings of a meter read from a counter (archive dataset `readings`,
+    # analytics.schema.READING_COLUMNS): every reading the fetch's window holds, so a failed
+    # write is retried with the window.
+    readings: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True, slots=True)
