@@ -37,6 +37,7 @@ from .coordinator import (
 )
 from .derived import ComposedUpdater
 from .emissions import EmissionsTracker, emissions_issue_id
+from .entity_meters import EntityMeterFollower
 from .lake import async_get_lake
 from .options import invalid_options_issue_id
 from .repairs import async_apply_valid_options
@@ -103,12 +104,16 @@ async def async_setup_entry(hass: HomeAssistant, entry: MeterLakeConfigEntry) ->
         archive=ArchiveSink(hass, entry.entry_id, entry.options),
         statistics=statistics,
     )
+    follower = None
+    if isinstance(source, ComposedSource):
+        # Before the first poll: it reads the meters' history from the archive and recorder.
+        follower = EntityMeterFollower(hass, entry, coordinator, source.entities)
     aligned = source.capabilities.aligned_minutes
     if aligned:
         # Poll a few minutes after each quarter hour, when the new slot is published.
         coordinator.update_interval = None
     await coordinator.async_config_entry_first_refresh()
-    entry.runtime_data = MeterLakeData(coordinator=coordinator)
+    entry.runtime_data = MeterLakeData(coordinator=coordinator, entity_meters=follower)
     lake = async_get_lake(hass)
     lake.register(entry.entry_id, entry.title, list(source.meters), coordinator)
     entry.async_on_unload(lambda: lake.unregister(entry.entry_id))
@@ -138,6 +143,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: MeterLakeConfigEntry) ->
         ir.async_delete_issue(hass, DOMAIN, emissions_issue_id(entry.entry_id))
     if isinstance(source, ComposedSource):
         ComposedUpdater(hass, entry, coordinator, source).start()
+        assert follower is not None
+        follower.start()
         # Adding, changing or deleting a composed meter (a subentry) rebuilds the source.
         entry.async_on_unload(entry.add_update_listener(_async_reload))
     _async_remove_stale_devices(hass, entry, {meter.key for meter in source.meters})

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from .analytics.prices import PriceSummary
     from .archive import MeterCheck
     from .emissions import EmissionsTracker
+    from .entity_meters import EntityMeterFollower
     from .sinks import ArchiveSink, StatisticsSink
 
 _LOGGER = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ class MeterLakeData:
     """Runtime data of a loaded entry (typed, per the quality scale's runtime-data rule)."""
 
     coordinator: MeterLakeCoordinator
+    # The Composed meters entry's meters from entities (live readings, hand readings).
+    entity_meters: EntityMeterFollower | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +130,23 @@ class ComposedPart:
 
 
 @dataclass(frozen=True, slots=True)
+class ReadingsPart:
+    """What a meter from an entity shows: its counter, the last reading, the resets found.
+
+    total: the first reading plus all consumption since, across resets and replacements (a
+    counter that never jumps back); reading/reading_at: the newest reading as read (in the
+    meter's unit); resets: (time, before, after, kind) of each reset, wrap or new meter, newest
+    last; skipped: readings not used, by reason.
+    """
+
+    total: float | None = None
+    reading: float | None = None
+    reading_at: datetime | None = None
+    resets: tuple[tuple[datetime, float, float, str], ...] = ()
+    skipped: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class MeterSnapshot:
     """What the entities of one meter show, computed off the event loop after each poll.
 
@@ -142,6 +162,7 @@ class MeterSnapshot:
     prices: PriceSummary | None = None
     grid: GridPart | None = None
     composed: ComposedPart | None = None
+    readings: ReadingsPart | None = None
 
 
 @dataclass(slots=True)
@@ -719,6 +740,7 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
                 prices=prices,
                 grid=self._grid_part(meter),
                 composed=self._composed_part(meter, now),
+                readings=self._readings_part(meter),
             )
         return snapshots
 
@@ -801,10 +823,29 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
             emissions_meter=emissions.meter_key,
         )
 
+    def _readings_part(self, meter: MeterInfo) -> ReadingsPart | None:
+        """A meter from an entity: its counter, newest reading and resets."""
+        source = self.source
+        if not isinstance(source, ComposedSource):
+            return None
+        state = source.entities.states.get(meter.key)
+        if state is None:
+            return None
+        return ReadingsPart(
+            total=state.total,
+            reading=state.reading,
+            reading_at=state.reading_at,
+            resets=tuple(
+                (dt_util.utc_from_timestamp(r.time / 1e9), r.before, r.after, r.kind)
+                for r in state.resets
+            ),
+            skipped=dict(state.skipped),
+        )
+
     def _composed_part(self, meter: MeterInfo, now: datetime) -> ComposedPart | None:
         """A composed meter's reading and what clipping at 0 removed today."""
         source = self.source
-        if not isinstance(source, ComposedSource):
+        if not isinstance(source, ComposedSource) or meter.key not in source.definitions:
             return None
         return ComposedPart(
             reading=source.readings.get(meter.key),

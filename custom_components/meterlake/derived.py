@@ -130,7 +130,9 @@ class ComposedUpdater:
         """A repair issue per composed meter whose input no loaded entry offers any more."""
         lake = async_get_lake(self.hass)
         for meter in self.source.meters:
-            definition = self.source.definitions[meter.key]
+            definition = self.source.definitions.get(meter.key)
+            if definition is None:
+                continue  # a meter from an entity: entity_meters reports a missing entity
             missing = [key for key in definition.sources if lake.get(key) is None]
             issue_id = input_issue_id(self.entry.entry_id, meter.key)
             if not missing:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import fields
+from datetime import UTC, datetime
 from typing import Any
 
 from homeassistant.components.diagnostics import async_redact_data
@@ -172,6 +173,9 @@ def _composed_dict(coordinator: MeterLakeCoordinator) -> dict[str, Any] | None:
         return None
     out: dict[str, Any] = {}
     for index, meter in enumerate(source.meters):
+        if meter.key in source.entities.definitions:
+            out[f"meter_{index}"] = _entity_meter_dict(source, meter.key)
+            continue
         definition = source.definitions[meter.key]
         clipped = source.clipped.by_day(meter.key)
         out[f"meter_{index}"] = {
@@ -185,6 +189,34 @@ def _composed_dict(coordinator: MeterLakeCoordinator) -> dict[str, Any] | None:
     if source.broken:
         out["broken_subentries"] = sorted(source.broken.values())
     return out
+
+
+def _entity_meter_dict(source: ComposedSource, key: str) -> dict[str, Any]:
+    """A meter from an entity: how it is counted, readings set aside by reason, every reset."""
+    definition = source.entities.definitions[key]
+    state = source.entities.states[key]
+    resets = [r for r in state.resets if r.kind != "jitter"]
+    return {
+        "type": "entity",
+        "source_unit": definition.source_unit,
+        "unit": definition.unit,
+        "cadence_minutes": definition.cadence_minutes,
+        "profile": definition.profile,
+        "max_gap_days": definition.max_gap_days,
+        "tolerance": definition.tolerance,
+        "rollover": definition.rollover,
+        "readings_skipped": dict(sorted(state.skipped.items())),
+        "resets": [
+            {
+                "time": datetime.fromtimestamp(r.time / 1e9, UTC).isoformat(),
+                "before": r.before,
+                "after": r.after,
+                "kind": r.kind,
+            }
+            for r in resets
+        ],
+        "jitter_held": state.jitter,
+    }
 
 
 def _rebuild_dict(progress: RebuildProgress | None) -> dict[str, Any] | None:

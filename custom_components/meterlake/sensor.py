@@ -374,8 +374,41 @@ CLIPPED_TODAY = MeterLakeSensorDescription(
 )
 
 
+# The last resets shown as an attribute (diagnostics list them all).
+RESETS_SHOWN = 10
+
+
+def _counter_attributes(snapshot: MeterSnapshot) -> Mapping[str, Any] | None:
+    part = snapshot.readings
+    if part is None:
+        return None
+    return {
+        "last_reading": part.reading,
+        "last_reading_at": None if part.reading_at is None else part.reading_at.isoformat(),
+        "resets": [
+            {"time": when.isoformat(), "before": before, "after": after, "kind": kind}
+            for when, before, after, kind in part.resets[-RESETS_SHOWN:]
+        ],
+    }
+
+
+# A meter from an entity: its counter continues across resets and meter replacements.
+COUNTER_READING = MeterLakeSensorDescription(
+    key="meter_reading",
+    translation_key="meter_reading",
+    value_fn=lambda s: None if s.readings is None else s.readings.total,
+    unit_fn=lambda meter: meter.unit,
+    device_class_fn=consumption_device_class,
+    state_class=SensorStateClass.TOTAL_INCREASING,
+    suggested_display_precision=3,
+    attributes_fn=_counter_attributes,
+)
+
+
 def _composed_descriptions(meter: MeterInfo) -> list[MeterLakeSensorDescription]:
     found = [d for d in SENSORS if d.exists_fn(meter) and d.key not in COMPOSED_WITHOUT]
+    if meter.extra.get("type") == "entity":
+        return [*found, COUNTER_READING]
     found.append(METER_READING)
     if meter.extra.get("type") == "virtual":
         found.append(CLIPPED_TODAY)

@@ -39,6 +39,13 @@ ATTR_START = "start"
 SERVICE_REBUILD_STATISTICS = "rebuild_statistics"
 SERVICE_BACKFILL = "backfill"
 SERVICE_VERIFY_ARCHIVE = "verify_archive"
+SERVICE_ADD_READING = "add_reading"
+ATTR_READING = "reading"
+ATTR_TIME = "time"
+ATTR_NEW_METER = "new_meter"
+ATTR_FINAL_READING = "final_reading"
+# A hand reading may be dated this much ahead (clocks of phones and servers differ).
+FUTURE_SLACK = timedelta(minutes=5)
 # Gap ranges listed per month in the verify_archive response (the count is always complete).
 MAX_LISTED_GAPS = 20
 BACKFILL_WINDOW = timedelta(days=30)
@@ -55,6 +62,16 @@ VERIFY_SCHEMA = vol.Schema(
     {
         vol.Required(ATTR_CONFIG_ENTRY): cv.string,
         vol.Optional(ATTR_METER): cv.string,
+    }
+)
+
+ADD_READING_SCHEMA = vol.Schema(
+    {
+        vol.Required(ATTR_METER): cv.string,
+        vol.Required(ATTR_READING): vol.Coerce(float),
+        vol.Optional(ATTR_TIME): cv.datetime,
+        vol.Optional(ATTR_NEW_METER, default=False): cv.boolean,
+        vol.Optional(ATTR_FINAL_READING): vol.Coerce(float),
     }
 )
 
@@ -85,6 +102,13 @@ def async_setup_services(hass: HomeAssistant) -> None:
     )
     hass.services.async_register(
         DOMAIN,
+        SERVICE_ADD_READING,
+        _async_add_reading,
+        schema=ADD_READING_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    hass.services.async_register(
+        DOMAIN,
         SERVICE_REBUILD_STATISTICS,
         _async_rebuild_statistics,
         schema=REBUILD_SCHEMA,
@@ -108,6 +132,55 @@ def loaded_entry(hass: HomeAssistant, entry_id: str) -> MeterLakeConfigEntry:
             translation_placeholders={"title": entry.title},
         )
     return entry
+
+
+async def _async_add_reading(call: ServiceCall) -> ServiceResponse:
+    """Record a hand reading of a meter from an entity (or a new meter put in); recompute."""
+    from .analytics.meter_readings import reading_of
+
+    key = call.data[ATTR_METER]
+    follower = None
+    for entry in call.hass.config_entries.async_loaded_entries(DOMAIN):
+        candidate = entry.runtime_data.entity_meters
+        if candidate is not None and key in candidate.meters.definitions:
+            follower = candidate
+    if follower is None:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="not_a_counter_meter",
+            translation_placeholders={"meter": key},
+        )
+    now = dt_util.utcnow()
+    when = call.data.get(ATTR_TIME) or now
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt_util.get_default_time_zone())
+    when = dt_util.as_utc(when)
+    if when > now + FUTURE_SLACK:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="reading_in_future",
+            translation_placeholders={"time": dt_util.as_local(when).isoformat()},
+        )
+    for name in (ATTR_READING, ATTR_FINAL_READING):
+        value = call.data.get(name)
+        if value is not None and isinstance(reading_of(value), str):
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="reading_invalid",
+                translation_placeholders={"reading": str(value)},
+            )
+    if ATTR_FINAL_READING in call.data and not call.data[ATTR_NEW_METER]:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN, translation_key="final_reading_without_new_meter"
+        )
+    response = await follower.async_add_reading(
+        key,
+        call.data[ATTR_READING],
+        when,
+        new_meter=call.data[ATTR_NEW_METER],
+        final_reading=call.data.get(ATTR_FINAL_READING),
+    )
+    return response if call.return_response else None
 
 
 async def _async_backfill(call: ServiceCall) -> ServiceResponse:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ..analytics.compose import Slots
+    from .entity_meter import EntityMeters
 
 SUPPLIER: Final = "composed"
 KEY_PREFIX: Final = "composed_"
@@ -145,8 +146,8 @@ class Definition:
         )
 
 
-def meter_key(name: str) -> str:
-    """`composed_<slug of name>`: lower-case letters, digits and single underscores.
+def meter_key(name: str, prefix: str = KEY_PREFIX) -> str:
+    """`composed_<slug of name>` (or `prefix`): lower-case letters, digits, single underscores.
 
     Letters are transliterated first (Ölheizung -> olheizung, 熱ポンプ -> re_honhu), so a name
     in any script gives a key; a name with no letter or digit at all is refused.
@@ -160,7 +161,7 @@ def meter_key(name: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "_", slugify(name, separator="_")).strip("_")
     if not slug:
         raise DefinitionError("name_invalid")
-    return KEY_PREFIX + slug
+    return prefix + slug
 
 
 def parse(
@@ -308,11 +309,21 @@ class ComposedSource:
     update_interval = timedelta(minutes=30)
     capabilities = Capabilities(overlap=timedelta(days=3), derived=True)
 
-    def __init__(self, executor: Executor, lake: LakeReader, definitions: Sequence[Definition]):
+    def __init__(
+        self,
+        executor: Executor,
+        lake: LakeReader,
+        definitions: Sequence[Definition],
+        entities: EntityMeters | None = None,
+    ):
+        from .entity_meter import EntityMeters
+
         self._executor = executor
         self._lake = lake
         self.definitions = {d.key: d for d in definitions}
-        self._meters = tuple(d.meter_info() for d in definitions)
+        # Meters from Home Assistant entities (subentries of type `entity`), counted beside.
+        self.entities = entities if entities is not None else EntityMeters(executor, ())
+        self._meters = (*(d.meter_info() for d in definitions), *self.entities.meters)
         self.clipped = Clipped()
         # True once Home Assistant has started: before, a missing input may still be loading.
         self.started = False
@@ -328,7 +339,11 @@ class ComposedSource:
 
     def dependents(self, key: str) -> list[MeterInfo]:
         """The composed meters that read `key` directly."""
-        return [meter for meter in self._meters if key in self.definitions[meter.key].sources]
+        return [
+            meter
+            for meter in self._meters
+            if meter.key in self.definitions and key in self.definitions[meter.key].sources
+        ]
 
     async def async_update_readings(self) -> None:
         """Recount each meter's reading from everything stored (after a change).
@@ -345,6 +360,8 @@ class ComposedSource:
 
     async def async_fetch(self, meter: MeterInfo, start: datetime, end: datetime) -> FetchResult:
         """Compute the composed slots starting in [start, end) from the inputs' stored rows."""
+        if meter.key in self.entities.definitions:
+            return await self.entities.async_fetch(meter, start, end)
         started = datetime.now(UTC)
         definition = self.definitions[meter.key]
         inputs: dict[str, tuple[MeterInfo, pd.DataFrame | None]] = {}
@@ -492,14 +509,25 @@ def create_source(context: SourceContext) -> ComposedSource:
     """Build the composed source from the entry's subentries (their data parsed)."""
     if context.lake is None:
         raise SourceError("composed meters need the lake")
+    from . import entity_meter
+
     definitions: list[Definition] = []
+    entities: list[entity_meter.EntityDefinition] = []
     broken: dict[str, str] = {}
     for subentry_id, subentry_type, data in context.subentries:
         try:
-            definitions.append(parse(subentry_type, data, subentry_id))
+            if subentry_type == entity_meter.TYPE_ENTITY:
+                entities.append(entity_meter.parse(data, subentry_id))
+            else:
+                definitions.append(parse(subentry_type, data, subentry_id))
         except DefinitionError as err:
             # One unusable subentry (a hand edit) must not take the others down.
             broken[subentry_id] = err.reason
-    source = ComposedSource(context.executor, context.lake, definitions)
+    source = ComposedSource(
+        context.executor,
+        context.lake,
+        definitions,
+        entity_meter.EntityMeters(context.executor, entities),
+    )
     source.broken = broken
     return source
