@@ -472,3 +472,98 @@ async def test_add_reading_refuses_bad_input_with_a_translated_error(
     with pytest.raises(ServiceValidationError) as raised:
         await hass.services.async_call(DOMAIN, "add_reading", data, blocking=True)
     assert raised.value.translation_key == key
+
+
+async def test_hand_readings_outlive_a_restart_in_the_archive(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, tmp_path: Path, london: None
+) -> None:
+    hass.states.async_set("input_number.water", "0", {"unit_of_measurement": "L"})
+    entry = await add_composed_entry(
+        hass,
+        tmp_path,
+        meter_subentry("Water", "input_number.water", "water", "L", cadence_minutes=1440),
+        backfill_days=90,
+    )
+    days = [
+        datetime.combine(date(2026, 10, 1) + timedelta(days=d), time(), LONDON) for d in (0, 10)
+    ]
+    for when, litres in zip(days, (120_000.0, 121_500.0), strict=True):
+        await hass.services.async_call(
+            DOMAIN,
+            "add_reading",
+            {"meter": "entity_water", "reading": litres, "time": when},
+            blocking=True,
+        )
+    await settle(hass)
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await settle(hass)
+    # the next reading pairs with the archived one: 2 m³ over the next ten days
+    await hass.services.async_call(
+        DOMAIN,
+        "add_reading",
+        {"meter": "entity_water", "reading": 123_500.0, "time": days[1] + timedelta(days=10)},
+        blocking=True,
+    )
+    await settle(hass)
+    sums = await hourly_sums(hass, "meterlake:entity_water_consumption")
+    tenth = max(hour for hour in sums if hour < days[1])
+    assert sums[tenth] == pytest.approx(1.5, abs=1e-9)
+    assert max(sums.values()) == pytest.approx(3.5, abs=1e-9)
+
+
+async def test_degree_days_from_a_temperature_sensor_give_colder_days_more(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, tmp_path: Path, london: None
+) -> None:
+    first = datetime.combine(date(2026, 11, 1), time(), LONDON)
+    # 5.5 °C on the first five days (10 degrees below 15.5), 13.5 °C on the next five (2)
+    async_import_statistics(
+        hass,
+        {
+            "source": "recorder",
+            "statistic_id": "sensor.outdoor",
+            "name": None,
+            "unit_of_measurement": "°C",
+            "unit_class": "temperature",
+            "has_sum": False,
+            "mean_type": StatisticMeanType.ARITHMETIC,
+        },
+        [
+            {
+                "start": first + timedelta(hours=h),
+                "mean": 5.5 if h < 120 else 13.5,
+                "min": 0.0,
+                "max": 20.0,
+            }
+            for h in range(240)
+        ],
+    )
+    await settle(hass)
+    hass.states.async_set("input_number.heat", "0", {"unit_of_measurement": "kWh"})
+    await add_composed_entry(
+        hass,
+        tmp_path,
+        meter_subentry(
+            "Heat",
+            "input_number.heat",
+            "heat",
+            "kWh",
+            cadence_minutes=1440,
+            profile="degree_days",
+            temperature_entity="sensor.outdoor",
+        ),
+        backfill_days=60,
+    )
+    for when, reading in ((first, 1000.0), (first + timedelta(days=10), 1600.0)):
+        await hass.services.async_call(
+            DOMAIN,
+            "add_reading",
+            {"meter": "entity_heat", "reading": reading, "time": when},
+            blocking=True,
+        )
+    await settle(hass)
+    sums = await hourly_sums(hass, "meterlake:entity_heat_consumption")
+    ordered = [sums[hour] for hour in sorted(sums)]
+    daily = [b - a for a, b in zip([0.0, *ordered], ordered, strict=False)]
+    # 600 kWh shared 10 : 2 per day: 100 on each cold day, 20 on each mild one
+    assert daily[:10] == pytest.approx([100.0] * 5 + [20.0] * 5, abs=1e-9)
+    assert max(ordered) == pytest.approx(600.0, abs=1e-9)
