@@ -137,3 +137,34 @@ async def load_household(hass: Any, freezer: Any, tmp_path: Path, *, backfill_da
     await async_wait_recording_done(hass)
     await hass.async_block_till_done(wait_background_tasks=True)
     return entry
+
+
+async def settle(hass: Any) -> None:
+    """Let background work, the recorder and what they trigger finish (twice over)."""
+    from pytest_homeassistant_custom_component.components.recorder.common import (
+        async_wait_recording_done,
+    )
+
+    for _ in range(2):
+        await hass.async_block_till_done(wait_background_tasks=True)
+        await async_wait_recording_done(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+
+def subentry_id_of(entry: Any, title: str) -> str:
+    """The id of the entry's one subentry titled `title`."""
+    (found,) = [sid for sid, sub in entry.subentries.items() if sub.title == title]
+    return str(found)
+
+
+def shown(result: Any) -> dict[str, Any]:
+    """What each field of a form shows: its default, else its suggested value."""
+    import probatio as vol
+
+    values: dict[str, Any] = {}
+    for key in result["data_schema"].schema:
+        if key.default is not vol.UNDEFINED:
+            values[str(key)] = key.default()
+        elif key.description and "suggested_value" in key.description:
+            values[str(key)] = key.description["suggested_value"]
+    return values

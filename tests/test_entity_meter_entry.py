@@ -27,24 +27,15 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.recorder import get_instance
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
-from pytest_homeassistant_custom_component.components.recorder.common import (
-    async_wait_recording_done,
-)
 
 from custom_components.meterlake.const import DOMAIN
 from custom_components.meterlake.diagnostics import async_get_config_entry_diagnostics
 
+from .conftest import settle
+
 NOW = datetime(2026, 11, 20, 12, 10, tzinfo=UTC)
 LONDON = ZoneInfo("Europe/London")
 KWH = {"unit_of_measurement": "kWh", "state_class": "total_increasing", "device_class": "energy"}
-
-
-async def settle(hass: HomeAssistant) -> None:
-    """Let background work, the recorder and what it triggers finish."""
-    for _ in range(2):
-        await hass.async_block_till_done(wait_background_tasks=True)
-        await async_wait_recording_done(hass)
-    await hass.async_block_till_done(wait_background_tasks=True)
 
 
 def meter_subentry(

@@ -23,12 +23,8 @@ from homeassistant.config_entries import (
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.setup import async_setup_component
-import probatio as vol
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
-from pytest_homeassistant_custom_component.components.recorder.common import (
-    async_wait_recording_done,
-)
 
 from custom_components.meterlake.const import DOMAIN
 from custom_components.meterlake.entity_meter_flow import (
@@ -49,6 +45,7 @@ from custom_components.meterlake.sources.entity_meter import (
     target_unit,
 )
 
+from .conftest import settle, shown, subentry_id_of
 from .test_subentry_flow import NoRows, _start_composed_flow
 
 SUBENTRY_FLOW = "/api/config/config_entries/subentries/flow"
@@ -105,12 +102,6 @@ ERRORS = {
 }
 
 
-async def _settle(hass: HomeAssistant) -> None:
-    await hass.async_block_till_done(wait_background_tasks=True)
-    await async_wait_recording_done(hass)
-    await hass.async_block_till_done(wait_background_tasks=True)
-
-
 def _set_entities(hass: HomeAssistant) -> None:
     """A water meter reader in L, a P1 reader in Wh, a hand-typed gas reading, a thermometer."""
     hass.states.async_set(
@@ -165,9 +156,9 @@ async def composed(hass: HomeAssistant, tmp_path: Path) -> ConfigEntry[Any]:
     result = dict(await hass.config_entries.flow.async_configure(result["flow_id"], {}))
     assert result["type"] is FlowResultType.CREATE_ENTRY
     entry: ConfigEntry[Any] = result["result"]
-    await _settle(hass)
+    await settle(hass)
     assert entry.state is ConfigEntryState.LOADED
-    await _settle(hass)
+    await settle(hass)
     return entry
 
 
@@ -215,7 +206,7 @@ async def add_garden_water(hass: HomeAssistant, entry: ConfigEntry[Any]) -> str:
     """The water meter, saved with the defaults; its subentry id."""
     result = await add(hass, entry, GARDEN_WATER, {"profile": "linear"})
     assert result["type"] is FlowResultType.CREATE_ENTRY, result
-    await _settle(hass)
+    await settle(hass)
     return subentry_id_of(entry, "Garden water")
 
 
@@ -223,24 +214,8 @@ async def add_gas_by_hand(hass: HomeAssistant, entry: ConfigEntry[Any]) -> str:
     """The hand-typed gas reading in m³, spread linearly; its subentry id."""
     result = await add(hass, entry, GAS_HAND, {"source_unit": "m³"}, {"profile": "linear"})
     assert result["type"] is FlowResultType.CREATE_ENTRY, result
-    await _settle(hass)
+    await settle(hass)
     return subentry_id_of(entry, "Gas by hand")
-
-
-def subentry_id_of(entry: ConfigEntry[Any], title: str) -> str:
-    (found,) = [sid for sid, sub in entry.subentries.items() if sub.title == title]
-    return found
-
-
-def shown(result: Any) -> dict[str, Any]:
-    """What each field of a form shows: its default, else its suggested value."""
-    values: dict[str, Any] = {}
-    for key in result["data_schema"].schema:
-        if key.default is not vol.UNDEFINED:
-            values[str(key)] = key.default()
-        elif key.description and "suggested_value" in key.description:
-            values[str(key)] = key.description["suggested_value"]
-    return values
 
 
 def selector_config(result: Any, field: str) -> dict[str, Any]:
@@ -309,7 +284,7 @@ async def test_a_water_meter_is_added_over_the_http_api(
     body = await post(client, f"{SUBENTRY_FLOW}/{body['flow_id']}", {"profile": "linear"})
     assert body["type"] == "create_entry", body
     assert body["title"] == "Garden water"
-    await _settle(hass)
+    await settle(hass)
     (subentry,) = composed.subentries.values()
     assert subentry.subentry_type == "entity"
     assert subentry.title == "Garden water"
@@ -394,7 +369,7 @@ async def test_an_input_number_without_a_unit_is_asked_its_unit(
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY, result
     assert result["title"] == "Gas by hand"
-    await _settle(hass)
+    await settle(hass)
     subentry = composed.subentries[subentry_id_of(composed, "Gas by hand")]
     assert subentry.data == {
         "name": "Gas by hand",
@@ -595,7 +570,7 @@ async def test_reconfiguring_keeps_the_key_and_changes_the_profile(
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
-    await _settle(hass)
+    await settle(hass)
     subentry = composed.subentries[subentry_id]
     assert subentry.title == "Gas by hand"
     assert subentry.data["key"] == "entity_gas_by_hand"

@@ -24,14 +24,10 @@ from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType, UnknownHandler
 from homeassistant.setup import async_setup_component
 import pandas as pd
-import probatio as vol
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
-)
-from pytest_homeassistant_custom_component.components.recorder.common import (
-    async_wait_recording_done,
 )
 
 from custom_components.meterlake.config_flow import ComposedOptionsFlow, default_options
@@ -40,7 +36,7 @@ from custom_components.meterlake.lake import async_get_lake
 from custom_components.meterlake.sources import demo
 from custom_components.meterlake.sources.base import MeterInfo
 
-from .conftest import load_household
+from .conftest import load_household, settle, shown, subentry_id_of
 
 GAS_FIGURES = {"calorific_value": 39.5, "volume_correction": 1.02264}
 EVERYTHING_ELSE = {
@@ -59,12 +55,6 @@ ELECTRICITY_DESCRIPTION = {
     **GAS_FIGURES,
 }
 SUBENTRY_FLOW = "/api/config/config_entries/subentries/flow"
-
-
-async def _settle(hass: HomeAssistant) -> None:
-    await hass.async_block_till_done(wait_background_tasks=True)
-    await async_wait_recording_done(hass)
-    await hass.async_block_till_done(wait_background_tasks=True)
 
 
 @pytest.fixture
@@ -96,7 +86,7 @@ async def composed(hass: HomeAssistant, household: MockConfigEntry) -> ConfigEnt
     assert result["title"] == "Composed meters"
     assert result["data"] == {"source": "composed"}
     entry: ConfigEntry[Any] = result["result"]
-    await _settle(hass)
+    await settle(hass)
     assert entry.state is ConfigEntryState.LOADED
     return entry
 
@@ -155,24 +145,8 @@ async def add_everything_else(hass: HomeAssistant, entry: ConfigEntry[Any]) -> s
     """The virtual meter house - heat pump - EV charger, saved and loaded; its subentry id."""
     result = await add(hass, entry, "virtual", EVERYTHING_ELSE)
     assert result["type"] is FlowResultType.CREATE_ENTRY, result
-    await _settle(hass)
+    await settle(hass)
     return subentry_id_of(entry, "Everything else")
-
-
-def subentry_id_of(entry: ConfigEntry[Any], title: str) -> str:
-    (found,) = [sid for sid, sub in entry.subentries.items() if sub.title == title]
-    return found
-
-
-def shown(result: Any) -> dict[str, Any]:
-    """What each field of a form shows: its default, else its suggested value."""
-    values: dict[str, Any] = {}
-    for key in result["data_schema"].schema:
-        if key.default is not vol.UNDEFINED:
-            values[str(key)] = key.default()
-        elif key.description and "suggested_value" in key.description:
-            values[str(key)] = key.description["suggested_value"]
-    return values
 
 
 def choices(result: Any, field: str) -> dict[str, str]:
@@ -228,7 +202,7 @@ async def test_reconfiguring_the_composed_entry_confirms_and_reloads(
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
-    await _settle(hass)
+    await settle(hass)
     assert composed.state is ConfigEntryState.LOADED
     assert composed.runtime_data.coordinator is not before
 
@@ -245,7 +219,7 @@ async def test_saving_the_composed_entry_options_reloads_it(
         result["flow_id"], {"backfill_days": 30}
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    await _settle(hass)
+    await settle(hass)
     assert composed.options["backfill_days"] == 30
     assert composed.state is ConfigEntryState.LOADED
     assert composed.runtime_data.coordinator is not before
@@ -287,7 +261,7 @@ async def test_a_virtual_meter_is_created_with_its_inputs_and_inherited_descript
         "key": "composed_everything_else",
         **ELECTRICITY_DESCRIPTION,
     }
-    await _settle(hass)
+    await settle(hass)
     (subentry,) = composed.subentries.values()
     assert (subentry.subentry_type, subentry.title) == ("virtual", "Everything else")
     assert composed.state is ConfigEntryState.LOADED
@@ -394,12 +368,12 @@ async def test_a_virtual_meter_that_would_depend_on_itself_is_refused(
 ) -> None:
     result = await add(hass, composed, "virtual", {"name": "B", "base": demo.ELECTRICITY})
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    await _settle(hass)
+    await settle(hass)
     result = await add(
         hass, composed, "virtual", {"name": "A", "base": "composed_b", "subtract": [demo.HEAT_PUMP]}
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    await _settle(hass)
+    await settle(hass)
     b = subentry_id_of(composed, "B")
     result = await reconfigure(hass, composed, b)
     assert "composed_b" not in choices(result, "base")  # never itself
@@ -416,7 +390,7 @@ async def test_a_composed_meter_not_loaded_is_still_offered_as_an_input(
 ) -> None:
     await add_everything_else(hass, composed)
     assert await hass.config_entries.async_unload(composed.entry_id)
-    await _settle(hass)
+    await settle(hass)
     result = await add(hass, composed, "virtual")
     assert choices(result, "base")["composed_everything_else"] == (
         "Everything else (kWh, Composed meters)"
@@ -449,7 +423,7 @@ async def test_reconfiguring_a_virtual_meter_keeps_its_key_and_changes_its_input
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
-    await _settle(hass)
+    await settle(hass)
     subentry = composed.subentries[subentry_id]
     assert subentry.title == "Everything else"
     assert subentry.data == {
@@ -490,7 +464,7 @@ async def test_a_name_in_any_script_gets_a_transliterated_key(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"]["key"] == "composed_olheizung"
     assert result["title"] == "Ölheizung"
-    await _settle(hass)
+    await settle(hass)
 
 
 # ------------------------------------------------------------------------------ preferred
@@ -515,7 +489,7 @@ async def test_a_preferred_meter_is_created_with_its_inputs_in_order(
         # The sub-meters have no tariff.
         "currency": None,
     }
-    await _settle(hass)
+    await settle(hass)
     assert composed.state is ConfigEntryState.LOADED
 
 
@@ -562,7 +536,7 @@ async def test_a_master_meter_is_created_from_its_periods(
         **ELECTRICITY_DESCRIPTION,
         "currency": None,
     }
-    await _settle(hass)
+    await settle(hass)
     assert composed.state is ConfigEntryState.LOADED
 
 
@@ -643,7 +617,7 @@ async def test_reconfiguring_a_master_meter_walks_its_periods_prefilled(
         {"meters": [demo.SMART_METER], "another": False},
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    await _settle(hass)
+    await settle(hass)
     subentry_id = subentry_id_of(composed, "House meter")
     result = await reconfigure(hass, composed, subentry_id)
     assert result["step_id"] == "master"
@@ -664,7 +638,7 @@ async def test_reconfiguring_a_master_meter_walks_its_periods_prefilled(
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
-    await _settle(hass)
+    await settle(hass)
     data = composed.subentries[subentry_id].data
     assert data["key"] == "composed_house_meter"
     assert data["reading_offset"] == 1250.0
@@ -703,7 +677,7 @@ async def test_a_hand_broken_meter_is_skipped_and_reported_not_fatal(
     )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
-    await _settle(hass)
+    await settle(hass)
     assert entry.state is ConfigEntryState.LOADED
     assert [meter.key for meter in entry.runtime_data.coordinator.source.meters] == [
         "composed_everything_else"
@@ -713,4 +687,4 @@ async def test_a_hand_broken_meter_is_skipped_and_reported_not_fatal(
     # Meters can still be added next to it.
     result = await add(hass, entry, "preferred", {"name": "Pumps", "inputs": [demo.HEAT_PUMP]})
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    await _settle(hass)
+    await settle(hass)
