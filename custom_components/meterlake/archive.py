@@ -35,6 +35,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 import uuid
 
 from .analytics.schema import (
+    ANOMALY_COLUMNS,
     AUDIT_COLUMNS,
     INTERVAL_COLUMNS,
     RATE_COLUMNS,
@@ -211,10 +212,13 @@ class _Spec:
     columns: tuple[tuple[str, str], ...]  # stored columns and their kinds
     sort_by: tuple[str, ...]
     window_of: str | None  # partition column that names a re-fetch window (meter, tariff)
-    versioned: bool = True  # merge keeps the newer `ingested_at`
-    # Boolean columns ranked before `ingested_at` in the merge (true wins, null counts as
+    versioned: bool = True  # merge keeps the newer `version_column`
+    # Boolean columns ranked before the version column in the merge (true wins, null counts as
     # false): grid_mix keeps a consolidated row over a real-time one whatever their ages.
     prefer: tuple[str, ...] = ()
+    # Timestamp column whose newer value wins the merge (a null one is stamped with the time of
+    # the write); anomalies are versioned by when they were detected.
+    version_column: str = "ingested_at"
 
 
 def _interval_columns() -> tuple[tuple[str, str], ...]:
@@ -306,6 +310,30 @@ READINGS = _Spec(
     ),
     sort_by=("time", "source"),
     window_of="meter",
+)
+ANOMALIES = _Spec(
+    name="anomalies",
+    partition_by=("meter",),  # derived from the meter's intervals, whatever their supplier
+    month_of="start",
+    key=("kind", "start"),
+    columns=tuple(
+        (
+            name,
+            {
+                "start": _TS,
+                "end": _TS,
+                "detected_at": _TS,
+                "observed": _F64,
+                "expected": _F64,
+                "ratio": _F64,
+            }.get(name, _STR),
+        )
+        for name in ANOMALY_COLUMNS
+        if name != "meter"
+    ),
+    sort_by=("start", "kind"),
+    window_of="meter",
+    version_column="detected_at",  # a re-detected anomaly replaces the stored one
 )
 AUDIT = _Spec(
     name="audit",
@@ -653,6 +681,15 @@ class Archive:
         """
         return self._write(READINGS, frame)
 
+    def write_anomalies(self, frame: pd.DataFrame) -> WriteSummary:
+        """Merge anomalies into anomalies/meter=/month= (month of start, UTC).
+
+        `frame` has analytics.schema.ANOMALY_COLUMNS. One row per (kind, start) in a meter's
+        partition: two kinds at the same start are both kept; an anomaly detected again
+        replaces the stored one when its `detected_at` is newer (a null one counts as now).
+        """
+        return self._write(ANOMALIES, frame)
+
     def write_rates(self, frame: pd.DataFrame) -> WriteSummary:
         """Merge unit rates into rates/supplier=/tariff=/month= (month of valid_from, UTC)."""
         return self._write(RATES, frame)
@@ -806,6 +843,30 @@ class Archive:
             skip_corrupt=skip_corrupt,
         )
 
+    def read_anomalies(
+        self,
+        meter: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        skip_corrupt: bool = False,
+    ) -> pd.DataFrame:
+        """Anomalies of `meter` with start in [start, end), sorted by start then kind.
+
+        Columns: analytics.schema.ANOMALY_COLUMNS, timestamps datetime64[ns, UTC]; an empty
+        frame with those columns when there are none. A corrupt partition raises
+        CorruptPartitionError unless `skip_corrupt` (then it is logged and left out).
+        """
+        return self._read_meter(
+            ANOMALIES,
+            meter,
+            start,
+            end,
+            order=ANOMALY_COLUMNS,
+            moment="start",
+            skip_corrupt=skip_corrupt,
+        )
+
     def _read_meter(
         self,
         spec: _Spec,
@@ -817,28 +878,35 @@ class Archive:
         moment: str,
         skip_corrupt: bool,
     ) -> pd.DataFrame:
-        """A meter's rows of a supplier/meter/month dataset, `moment` in [start, end).
+        """A meter's rows of a [supplier/]meter/month dataset, `moment` in [start, end).
 
-        Sorted by the spec's `sort_by`, columns `order`, timestamps datetime64[ns, UTC].
+        Every supplier's partitions when the spec has a supplier level. Sorted by the spec's
+        `sort_by`, columns `order`, timestamps datetime64[ns, UTC].
         """
         import pyarrow as pa
 
         wanted = _segment("meter", meter)
+        by_supplier = "supplier" in spec.partition_by
+        folders: list[tuple[str, str | None]] = []  # (meter folder, supplier or None)
+        if by_supplier:
+            for supplier_dir in self._list_dirs(self._join(spec.name)):
+                supplier_seg = supplier_dir.rsplit("/", 1)[-1]
+                if supplier_seg.startswith("supplier="):
+                    folders.append(
+                        (self._join(supplier_dir, wanted), unquote(supplier_seg.split("=", 1)[1]))
+                    )
+        else:
+            folders.append((self._join(spec.name, wanted), None))
         tables: list[Any] = []
-        for supplier_dir in self._list_dirs(self._join(spec.name)):
-            supplier_seg = supplier_dir.rsplit("/", 1)[-1]
-            if not supplier_seg.startswith("supplier="):
-                continue
-            meter_dir = self._join(supplier_dir, wanted)
-            supplier = unquote(supplier_seg.split("=", 1)[1])
+        for meter_dir, supplier in folders:
             for part in self._month_tables(spec, meter_dir, start, end, skip_corrupt):
                 rows = part.num_rows
-                tables.append(
-                    part.append_column("supplier", pa.array([supplier] * rows)).append_column(
-                        "meter", pa.array([meter] * rows)
-                    )
-                )
-        schema = _arrow_schema(spec, (*spec.columns, ("supplier", _STR), ("meter", _STR)))
+                tagged = part
+                if supplier is not None:
+                    tagged = tagged.append_column("supplier", pa.array([supplier] * rows))
+                tables.append(tagged.append_column("meter", pa.array([meter] * rows, pa.string())))
+        added = (("supplier", _STR),) if by_supplier else ()
+        schema = _arrow_schema(spec, (*spec.columns, *added, ("meter", _STR)))
         table = _in_window(
             pa.concat_tables(tables) if tables else schema.empty_table(),
             start,
@@ -1140,12 +1208,11 @@ class Archive:
         for name in spec.key:
             if name != "payment_method" and table.column(name).null_count:
                 raise ValueError(f"{spec.name}: null {name}")
-        if spec.versioned and table.column("ingested_at").null_count:
+        version = spec.version_column
+        if spec.versioned and table.column(version).null_count:
             now = pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC"))
-            filled = pc.fill_null(table.column("ingested_at"), now)
-            table = table.set_column(
-                table.schema.get_field_index("ingested_at"), "ingested_at", filled
-            )
+            filled = pc.fill_null(table.column(version), now)
+            table = table.set_column(table.schema.get_field_index(version), version, filled)
         groups: dict[str, Any] = {}
         for name in spec.partition_by:
             values = frame[name]
@@ -1531,10 +1598,10 @@ def _merge(spec: _Spec, existing: Any, incoming: Any) -> tuple[Any, int]:
     """Existing plus incoming rows, one per key; returns (rows, incoming rows that landed).
 
     The spec's `prefer` columns rank first (grid_mix: a consolidated row beats a real-time
-    one), then the newer `ingested_at` wins; on a tie the incoming row, and among incoming
-    duplicates the later one. That is how a late correction replaces a reading and a stale
-    re-fetch does not. Done in Arrow: a sort and a group-by instead of pandas frames keeps an
-    hourly poll cheap.
+    one), then the newer version column wins (`ingested_at`; anomalies: `detected_at`); on a
+    tie the incoming row, and among incoming duplicates the later one. That is how a late
+    correction replaces a reading and a stale re-fetch does not. Done in Arrow: a sort and a
+    group-by instead of pandas frames keeps an hourly poll cheap.
     """
     import numpy as np
     import pyarrow as pa
@@ -1543,7 +1610,7 @@ def _merge(spec: _Spec, existing: Any, incoming: Any) -> tuple[Any, int]:
     old = 0 if existing is None else existing.num_rows
     combined = pa.concat_tables([existing, incoming]) if old else incoming
     src = np.concatenate([np.zeros(old, np.int8), np.ones(incoming.num_rows, np.int8)])
-    ranked = [*spec.key, *spec.prefer, "ingested_at"] if spec.versioned else list(spec.key)
+    ranked = [*spec.key, *spec.prefer, spec.version_column] if spec.versioned else list(spec.key)
     work = combined.select(ranked)
     for name in spec.prefer:  # a null flag (a file from before the column) counts as False
         work = work.set_column(
@@ -1553,7 +1620,7 @@ def _merge(spec: _Spec, existing: Any, incoming: Any) -> tuple[Any, int]:
     work = work.append_column("_pos", pa.array(np.arange(combined.num_rows)))
     order = pc.sort_indices(
         work,
-        # Nulls first: a row without ingested_at is the oldest.
+        # Nulls first: a row without a version (ingested_at) is the oldest.
         sort_keys=[(name, "ascending", "at_start") for name in (*ranked, "_src", "_pos")],
     ).to_numpy()
     rank = np.empty_like(order)

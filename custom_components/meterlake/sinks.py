@@ -213,6 +213,26 @@ class ArchiveSink:
         except ArchiveError as err:
             self._failed(err.root, err.reason)
 
+    async def async_write_anomalies(self, frame: pd.DataFrame) -> bool:
+        """Archive anomalies (analytics.schema.ANOMALY_COLUMNS); True when they are stored.
+
+        An empty frame writes nothing and counts as stored. A failure raises the usual repair
+        issue and returns False, so the caller can try again with its next detection.
+        """
+        from .archive import ArchiveError
+
+        if frame.empty:
+            return True
+        try:
+            archive = await self.async_open()
+            summary = await self.hass.async_add_executor_job(archive.write_anomalies, frame)
+        except ArchiveError as err:
+            self._failed(err.root, err.reason)
+            return False
+        for path in summary.corrupt:
+            _LOGGER.warning("Archive partition %s was unreadable; kept as *.corrupt", path)
+        return True
+
     def _failed(self, root: str, reason: str) -> None:
         if self.last_error is None:
             _LOGGER.error("Cannot write the archive at %s: %s", root, reason)
