@@ -88,3 +88,22 @@ READING_COLUMNS: Final = (
 )
 READING_KEY: Final = ("meter", "time", "source")
 READING_SOURCES: Final = ("state", "statistics", "hand", "new_meter")
+
+# Anomalies found in a meter's intervals (archive dataset `anomalies`; analytics.anomalies).
+# Key: (meter, kind, start). `kind` is one of ANOMALY_KINDS; [start, end) the period it is
+# about (a day, a run of intervals, a night, the time without data); observed and expected in
+# `unit` (for `no_data`: hours without data and the hours allowed); ratio = observed /
+# expected (NaN where expected is 0 or not a quantity); reason: one line in plain words.
+ANOMALY_COLUMNS: Final = (
+    "meter",
+    "kind",
+    "start",
+    "end",
+    "observed",
+    "expected",
+    "ratio",
+    "unit",
+    "reason",
+    "detected_at",
+)
+ANOMALY_KINDS: Final = ("high_day", "spike", "base_load", "no_data", "implausible")
