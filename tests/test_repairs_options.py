@@ -159,6 +159,7 @@ async def test_repair_opens_the_options_prefilled_with_sanitized_values(
         "archive_access_key": None,
         "archive_secret_key": None,
         "archive_region": None,
+        "anomalies": None,
     }
     assert body["description_placeholders"]["keys"] == ", ".join(BAD_KEYS)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,9 +20,21 @@ from syrupy.assertion import SnapshotAssertion
 from custom_components.meterlake.sources import demo
 
 
+@pytest.fixture
+def only_sensors() -> Generator[None]:
+    """Set up the sensor platform alone (snapshot_platform looks at one platform)."""
+    from unittest.mock import patch
+
+    from homeassistant.const import Platform
+
+    with patch("custom_components.meterlake.PLATFORMS", [Platform.SENSOR]):
+        yield
+
+
 @pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_sensor_states(
     hass: HomeAssistant,
+    only_sensors: None,
     loaded_demo: Any,
     entity_registry: er.EntityRegistry,
     snapshot: SnapshotAssertion,

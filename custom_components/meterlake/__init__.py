@@ -6,7 +6,8 @@ first poll and forwards the platforms. Actions are registered once, in async_set
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import partial
 
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant, callback
@@ -21,6 +22,7 @@ from homeassistant.helpers.event import async_track_time_change, async_track_utc
 from homeassistant.helpers.importlib import async_import_module
 from homeassistant.helpers.typing import ConfigType
 
+from .anomalies import AnomalyMonitor
 from .const import (
     CONF_CO2_METER,
     CONF_PERIMETER,
@@ -43,15 +45,16 @@ from .options import invalid_options_issue_id
 from .repairs import async_apply_valid_options
 from .services import async_setup_services
 from .sinks import ArchiveSink, StatisticsSink, archive_issue_id
-from .sources.base import Source, SourceContext
+from .sources.base import MeterInfo, Source, SourceContext
 from .sources.composed import ComposedSource
 from .store import WatermarkStore
 
-PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.SENSOR]
+PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR]
 # Spot prices change every quarter hour: the price sensors move on without a request.
 PRICE_MINUTES = (0, 15, 30, 45)
 # Local time of the daily archive verification and statistics check (a quiet hour).
 DAILY_CHECK = (3, 17)
+DAILY_MINUTES = 1440
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
@@ -108,12 +111,18 @@ async def async_setup_entry(hass: HomeAssistant, entry: MeterLakeConfigEntry) ->
     if isinstance(source, ComposedSource):
         # Before the first poll: it reads the meters' history from the archive and recorder.
         follower = EntityMeterFollower(hass, entry, coordinator, source.entities)
+    # Before the first poll too: its rows are the meters' history (recorded, not announced).
+    monitor = AnomalyMonitor(hass, entry, coordinator, partial(normal_delay, source))
+    await monitor.async_load()
+    monitor.start()
     aligned = source.capabilities.aligned_minutes
     if aligned:
         # Poll a few minutes after each quarter hour, when the new slot is published.
         coordinator.update_interval = None
     await coordinator.async_config_entry_first_refresh()
-    entry.runtime_data = MeterLakeData(coordinator=coordinator, entity_meters=follower)
+    entry.runtime_data = MeterLakeData(
+        coordinator=coordinator, entity_meters=follower, anomalies=monitor
+    )
     lake = async_get_lake(hass)
     lake.register(entry.entry_id, entry.title, list(source.meters), coordinator)
     entry.async_on_unload(lambda: lake.unregister(entry.entry_id))
@@ -150,6 +159,20 @@ async def async_setup_entry(hass: HomeAssistant, entry: MeterLakeConfigEntry) ->
     _async_remove_stale_devices(hass, entry, {meter.key for meter in source.meters})
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
+
+
+def normal_delay(source: Source, meter: MeterInfo) -> timedelta:
+    """How late a meter's newest interval normally is (older: the `no_data` anomaly).
+
+    A meter read by hand once a day or less is late by as much as its longest gap; one
+    following a live entity should move within hours.
+    """
+    if isinstance(source, ComposedSource) and meter.key in source.entities.definitions:
+        definition = source.entities.definitions[meter.key]
+        if definition.cadence_minutes >= DAILY_MINUTES:
+            return timedelta(days=definition.max_gap_days)
+        return timedelta(hours=6)
+    return source.capabilities.normal_delay
 
 
 async def _async_reload(hass: HomeAssistant, entry: MeterLakeConfigEntry) -> None:
@@ -212,6 +235,8 @@ async def async_unload_entry(hass: HomeAssistant, entry: MeterLakeConfigEntry) -
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
     if unloaded:
         await entry.runtime_data.coordinator.store.async_save()
+        if entry.runtime_data.anomalies is not None:
+            await entry.runtime_data.anomalies.async_save()
     return unloaded
 
 

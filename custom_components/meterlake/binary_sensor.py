@@ -1,20 +1,24 @@
-"""Binary sensors: whether tomorrow's spot prices are out (sources with spot prices, e.g. Tibber).
+"""Binary sensors: tomorrow's spot prices are out (Tibber); unusual consumption (every meter).
 
-Automations that plan tomorrow (charging, heating) wait for this to turn on.
+Automations that plan tomorrow (charging, heating) wait for the first to turn on; the second
+is on while a meter's newest anomaly is active (anomalies.AnomalyMonitor).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from homeassistant.components.binary_sensor import (
     BinarySensorEntity,
     BinarySensorEntityDescription,
 )
-from homeassistant.core import HomeAssistant
+from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .anomalies import AnomalyMonitor, async_listen_anomalies
 from .coordinator import MeterLakeConfigEntry, MeterLakeCoordinator, MeterSnapshot
 from .entity import MeterLakeEntity
 from .sources.base import MeterInfo
@@ -44,18 +48,36 @@ def _has_prices(coordinator: MeterLakeCoordinator, meter: MeterInfo) -> bool:
     return coordinator.source.capabilities.spot_prices and not meter.is_export
 
 
+UNUSUAL_CONSUMPTION = MeterLakeBinarySensorDescription(
+    key="unusual_consumption",
+    translation_key="unusual_consumption",
+    device_class=BinarySensorDeviceClass.PROBLEM,
+    value_fn=lambda s: None,
+)
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: MeterLakeConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Tomorrow's prices for each import meter of a spot-price source."""
+    """Tomorrow's prices for each import meter of a spot-price source; anomalies per meter."""
     coordinator = entry.runtime_data.coordinator
     async_add_entities(
         MeterLakeBinarySensor(coordinator, meter, TOMORROW_PRICES)
         for meter in coordinator.source.meters
         if _has_prices(coordinator, meter)
     )
+    monitor = entry.runtime_data.anomalies
+    if monitor is None:
+        return
+    for meter in coordinator.source.meters:
+        if meter.key in monitor.meters:
+            # A composed meter belongs to its subentry (deleting it removes its device).
+            async_add_entities(
+                [UnusualConsumptionSensor(coordinator, meter, UNUSUAL_CONSUMPTION, monitor)],
+                config_subentry_id=meter.extra.get("subentry_id"),
+            )
 
 
 class MeterLakeBinarySensor(MeterLakeEntity, BinarySensorEntity):
@@ -68,3 +90,41 @@ class MeterLakeBinarySensor(MeterLakeEntity, BinarySensorEntity):
         """The snapshot's value."""
         snapshot = self.snapshot
         return None if snapshot is None else self.entity_description.value_fn(snapshot)
+
+
+class UnusualConsumptionSensor(MeterLakeBinarySensor):
+    """On while the meter's newest anomaly is active; its attributes explain that anomaly."""
+
+    def __init__(
+        self,
+        coordinator: MeterLakeCoordinator,
+        meter: MeterInfo,
+        description: MeterLakeBinarySensorDescription,
+        monitor: AnomalyMonitor,
+    ) -> None:
+        super().__init__(coordinator, meter, description)
+        self._monitor = monitor
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the meter's anomalies."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            async_listen_anomalies(
+                self.hass, self.coordinator.config_entry.entry_id, self.meter.key, self._changed
+            )
+        )
+
+    @callback
+    def _changed(self, _data: Any) -> None:
+        self.async_write_ha_state()
+
+    @property
+    def is_on(self) -> bool:
+        """An active anomaly."""
+        return self._monitor.active(self.meter.key) is not None
+
+    @property
+    def extra_state_attributes(self) -> Mapping[str, Any] | None:
+        """The newest anomaly: kind, period, observed, expected, ratio, unit, reason."""
+        newest = self._monitor.newest(self.meter.key)
+        return None if newest is None else newest.as_dict()

@@ -33,6 +33,7 @@ from homeassistant.config_entries import (
 )
 from homeassistant.const import CONF_ACCESS_TOKEN, CONF_API_KEY
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.data_entry_flow import section
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.selector import (
@@ -50,9 +51,11 @@ from homeassistant.helpers.selector import (
 )
 import probatio as vol
 
+from .analytics.schema import ANOMALY_KINDS
 from .const import (
     ARCHIVE_CREDENTIAL_KEYS,
     CONF_ACCOUNT_NUMBER,
+    CONF_ANOMALIES,
     CONF_ARCHIVE_ROOT,
     CONF_ARCHIVE_SECRET_KEY,
     CONF_BACKFILL_DAYS,
@@ -84,7 +87,12 @@ from .const import (
 )
 from .coordinator import MeterLakeConfigEntry
 from .emissions import linkable_meters
-from .options import DEFAULT_OPTIONS, invalid_options_issue_id, validate_options
+from .options import (
+    ANOMALY_BOUNDS,
+    DEFAULT_OPTIONS,
+    invalid_options_issue_id,
+    validate_options,
+)
 from .sources.base import (
     HttpClient,
     RetryPolicy,
@@ -765,6 +773,43 @@ def _options_schema(options: dict[str, Any]) -> vol.Schema:
                 )
                 for key in ARCHIVE_CREDENTIAL_KEYS
             },
+            vol.Optional(CONF_ANOMALIES): section(
+                _anomaly_schema(options.get(CONF_ANOMALIES) or {}), {"collapsed": True}
+            ),
+        }
+    )
+
+
+def _anomaly_schema(current: Mapping[str, Any]) -> vol.Schema:
+    """The anomaly detectors to run and their tunables (defaults: the detectors' own)."""
+    from .analytics.anomalies import AnomalySettings
+
+    defaults = AnomalySettings()
+
+    def box(key: str, step: float | Literal["any"], default: float) -> Any:
+        low, high = ANOMALY_BOUNDS[key]
+        return {
+            vol.Required(key, default=current.get(key, default)): NumberSelector(
+                NumberSelectorConfig(min=low, max=high, step=step, mode=NumberSelectorMode.BOX)
+            )
+        }
+
+    return vol.Schema(
+        {
+            vol.Required(
+                "detectors", default=list(current.get("detectors", ANOMALY_KINDS))
+            ): SelectSelector(
+                SelectSelectorConfig(
+                    options=list(ANOMALY_KINDS),
+                    multiple=True,
+                    translation_key="anomaly_detectors",
+                )
+            ),
+            **box("high_day_factor", "any", defaults.high_day_factor),
+            **box("high_day_window_days", 1, defaults.high_day_window_days),
+            **box("spike_sensitivity", "any", defaults.spike_sensitivity),
+            **box("base_load_factor", "any", defaults.base_load_factor),
+            **box("max_delay_hours", 1, 0),
         }
     )
 

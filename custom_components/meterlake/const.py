@@ -37,6 +37,9 @@ CONF_BACKFILL_DAYS: Final = "backfill_days"
 CONF_GAS_CALORIFIC_VALUE: Final = "gas_calorific_value"
 CONF_GAS_VOLUME_CORRECTION: Final = "gas_volume_correction"
 CONF_STANDING_CHARGE_IN_COST: Final = "standing_charge_in_cost"
+# Anomaly detection (a section of the options form): {"detectors": [...], "high_day_factor",
+# "high_day_window_days", "spike_sensitivity", "base_load_factor", "max_delay_hours"}.
+CONF_ANOMALIES: Final = "anomalies"
 
 DEFAULT_ARCHIVE_ROOT: Final = "meterlake"
 DEFAULT_KEEP_RAW_DAYS: Final = 0

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .analytics.prices import PriceSummary
+    from .anomalies import AnomalyMonitor
     from .archive import MeterCheck
     from .emissions import EmissionsTracker
     from .entity_meters import EntityMeterFollower
@@ -67,6 +68,8 @@ class MeterLakeData:
     coordinator: MeterLakeCoordinator
     # The Composed meters entry's meters from entities (live readings, hand readings).
     entity_meters: EntityMeterFollower | None = None
+    # Anomaly detection of the entry's meters (binary sensors, event entities, the action).
+    anomalies: AnomalyMonitor | None = None
 
 
 @dataclass(frozen=True, slots=True)

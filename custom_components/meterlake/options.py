@@ -19,8 +19,10 @@ from typing import Any, Final
 import unicodedata
 from urllib.parse import urlsplit
 
+from .analytics.schema import ANOMALY_KINDS
 from .archive import REMOTE_SCHEMES
 from .const import (
+    CONF_ANOMALIES,
     CONF_ARCHIVE_ENDPOINT,
     CONF_ARCHIVE_ROOT,
     CONF_BACKFILL_DAYS,
@@ -66,8 +68,10 @@ ERROR_DAYS_OUT_OF_RANGE: Final = "days_out_of_range"
 ERROR_CALORIFIC_RANGE: Final = "calorific_value_range"
 ERROR_CORRECTION_RANGE: Final = "volume_correction_range"
 ERROR_NOT_BOOLEAN: Final = "not_a_boolean"
+ERROR_ANOMALY_SETTINGS: Final = "anomaly_settings_invalid"
 OPTION_ERRORS: Final = frozenset(
     {
+        ERROR_ANOMALY_SETTINGS,
         ERROR_ROOT_EMPTY,
         ERROR_ROOT_INVALID,
         ERROR_ROOT_NO_BUCKET,
@@ -212,8 +216,49 @@ def check_boolean(value: Any) -> tuple[Any, str | None]:
     return value, ERROR_NOT_BOOLEAN
 
 
+# Anomaly detection settings (the options form's section): the bounds of each tunable.
+ANOMALY_BOUNDS: Final[Mapping[str, tuple[float, float]]] = MappingProxyType(
+    {
+        "high_day_factor": (1.1, 20.0),
+        "high_day_window_days": (3, 60),
+        "spike_sensitivity": (1.0, 50.0),
+        "base_load_factor": (1.1, 20.0),
+        "max_delay_hours": (0, 2160),
+    }
+)
+WHOLE_ANOMALY_SETTINGS: Final = frozenset({"high_day_window_days", "max_delay_hours"})
+
+
+def check_anomalies(value: Any) -> tuple[Any, str | None]:
+    """The anomaly section: chosen detectors among ANOMALY_KINDS, tunables within bounds.
+
+    Missing tunables are left out (the detectors' defaults apply); max_delay_hours 0 means the
+    source's usual delay.
+    """
+    if not isinstance(value, Mapping):
+        return value, ERROR_ANOMALY_SETTINGS
+    result: dict[str, Any] = {}
+    detectors = value.get("detectors", list(ANOMALY_KINDS))
+    if not isinstance(detectors, list | tuple) or not set(detectors) <= set(ANOMALY_KINDS):
+        return value, ERROR_ANOMALY_SETTINGS
+    result["detectors"] = [kind for kind in ANOMALY_KINDS if kind in detectors]
+    for key, (low, high) in ANOMALY_BOUNDS.items():
+        if value.get(key) is None:
+            continue
+        number = _as_number(value[key])
+        if number is None or not low <= number <= high:
+            return value, ERROR_ANOMALY_SETTINGS
+        if key in WHOLE_ANOMALY_SETTINGS:
+            if number != math.floor(number):
+                return value, ERROR_ANOMALY_SETTINGS
+            number = int(number)
+        result[key] = number
+    return result, None
+
+
 CHECKS: Final[Mapping[str, Check]] = MappingProxyType(
     {
+        CONF_ANOMALIES: check_anomalies,
         CONF_ARCHIVE_ROOT: check_archive_root,
         CONF_KEEP_RAW_DAYS: lambda value: check_days(value, KEEP_RAW_DAYS_RANGE),
         CONF_BACKFILL_DAYS: lambda value: check_days(value, BACKFILL_DAYS_RANGE),

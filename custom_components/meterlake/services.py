@@ -40,6 +40,7 @@ SERVICE_REBUILD_STATISTICS = "rebuild_statistics"
 SERVICE_BACKFILL = "backfill"
 SERVICE_VERIFY_ARCHIVE = "verify_archive"
 SERVICE_ADD_READING = "add_reading"
+SERVICE_ACKNOWLEDGE_ANOMALY = "acknowledge_anomaly"
 ATTR_READING = "reading"
 ATTR_TIME = "time"
 ATTR_NEW_METER = "new_meter"
@@ -75,6 +76,8 @@ ADD_READING_SCHEMA = vol.Schema(
     }
 )
 
+ACKNOWLEDGE_SCHEMA = vol.Schema({vol.Required(ATTR_METER): cv.string})
+
 BACKFILL_SCHEMA = vol.Schema(
     {
         vol.Required(ATTR_CONFIG_ENTRY): cv.string,
@@ -105,6 +108,13 @@ def async_setup_services(hass: HomeAssistant) -> None:
         SERVICE_ADD_READING,
         _async_add_reading,
         schema=ADD_READING_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_ACKNOWLEDGE_ANOMALY,
+        _async_acknowledge_anomaly,
+        schema=ACKNOWLEDGE_SCHEMA,
         supports_response=SupportsResponse.OPTIONAL,
     )
     hass.services.async_register(
@@ -181,6 +191,21 @@ async def _async_add_reading(call: ServiceCall) -> ServiceResponse:
         final_reading=call.data.get(ATTR_FINAL_READING),
     )
     return response if call.return_response else None
+
+
+async def _async_acknowledge_anomaly(call: ServiceCall) -> ServiceResponse:
+    """Acknowledge a meter's anomalies: its Unusual consumption sensor turns off."""
+    key = call.data[ATTR_METER]
+    for entry in call.hass.config_entries.async_loaded_entries(DOMAIN):
+        monitor = entry.runtime_data.anomalies
+        if monitor is not None and key in monitor.meters:
+            count = monitor.acknowledge(key)
+            return {"meter": key, "acknowledged": count} if call.return_response else None
+    raise ServiceValidationError(
+        translation_domain=DOMAIN,
+        translation_key="meter_not_found",
+        translation_placeholders={"meter": key},
+    )
 
 
 async def _async_backfill(call: ServiceCall) -> ServiceResponse:

@@ -180,6 +180,9 @@ class Capabilities:
     grid: bool = False
     aligned_minutes: tuple[int, ...] | None = None
     derived: bool = False
+    # How late the newest interval normally is: older than this, a meter has stopped sending
+    # (the `no_data` anomaly).
+    normal_delay: timedelta = timedelta(hours=36)
 
 
 class Source(Protocol):

@@ -307,7 +307,9 @@ class ComposedSource:
     supplier = SUPPLIER
     # A fallback: changed rows of an input recompute at once (the lake's signal).
     update_interval = timedelta(minutes=30)
-    capabilities = Capabilities(overlap=timedelta(days=3), derived=True)
+    capabilities = Capabilities(
+        overlap=timedelta(days=3), derived=True, normal_delay=timedelta(hours=48)
+    )
 
     def __init__(
         self,

@@ -246,7 +246,7 @@ class DemoSource:
 
     supplier = SUPPLIER
     update_interval = timedelta(minutes=30)
-    capabilities = Capabilities(overlap=timedelta(days=3))
+    capabilities = Capabilities(overlap=timedelta(days=3), normal_delay=timedelta(hours=3))
 
     def __init__(
         self,

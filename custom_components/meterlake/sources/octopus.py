@@ -155,7 +155,7 @@ class OctopusSource:
     supplier = SUPPLIER
     update_interval = timedelta(minutes=30)
     # Each poll re-reads from watermark - overlap: late and corrected readings arrive.
-    capabilities = Capabilities(overlap=timedelta(days=3))
+    capabilities = Capabilities(overlap=timedelta(days=3), normal_delay=timedelta(hours=48))
 
     def __init__(
         self,

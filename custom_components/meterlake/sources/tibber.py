@@ -202,7 +202,9 @@ class TibberSource:
     supplier = SUPPLIER
     update_interval = timedelta(minutes=15)
     # Each poll re-reads from watermark - overlap: Tibber revises recent hours now and then.
-    capabilities = Capabilities(overlap=timedelta(days=2), spot_prices=True)
+    capabilities = Capabilities(
+        overlap=timedelta(days=2), spot_prices=True, normal_delay=timedelta(hours=6)
+    )
 
     def __init__(
         self,
