@@ -189,3 +189,57 @@ async def test_options_store_and_clear_object_store_credentials(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
     assert not set(credentials) & set(loaded_demo.options)
+
+
+ANOMALY_SECTION = {
+    "detectors": ["high_day", "spike", "no_data"],
+    "high_day_factor": 2.5,
+    "high_day_window_days": 14,
+    "spike_sensitivity": 6.0,
+    "base_load_factor": 2.0,
+    "max_delay_hours": 12,
+}
+
+
+async def test_anomaly_settings_are_saved_from_the_options_form_over_http(
+    hass: HomeAssistant, loaded_demo: Any, hass_client: Any
+) -> None:
+    from homeassistant.setup import async_setup_component
+
+    assert await async_setup_component(hass, "config", {})
+    client = await hass_client()
+    resp = await client.post(
+        "/api/config/config_entries/options/flow", json={"handler": loaded_demo.entry_id}
+    )
+    body = await resp.json()
+    section = next(field for field in body["data_schema"] if field["name"] == "anomalies")
+    assert section["type"] == "expandable"
+    assert {field["name"] for field in section["schema"]} == set(ANOMALY_SECTION)
+    resp = await client.post(
+        f"/api/config/config_entries/options/flow/{body['flow_id']}",
+        json=VALID_OPTIONS | {"anomalies": ANOMALY_SECTION},
+    )
+    body = await resp.json()
+    assert body["type"] == "create_entry", body
+    await hass.async_block_till_done()
+    assert loaded_demo.options["anomalies"] == ANOMALY_SECTION
+
+
+@pytest.mark.parametrize(
+    "section",
+    [
+        ANOMALY_SECTION | {"detectors": ["spike", "teleportation"]},
+        ANOMALY_SECTION | {"high_day_factor": 0.5},
+        ANOMALY_SECTION | {"max_delay_hours": -1},
+    ],
+)
+async def test_impossible_anomaly_settings_are_refused_by_the_form(
+    hass: HomeAssistant, loaded_demo: Any, section: dict[str, Any]
+) -> None:
+    before = dict(loaded_demo.options)
+    result = await hass.config_entries.options.async_init(loaded_demo.entry_id)
+    with pytest.raises(InvalidData):
+        await hass.config_entries.options.async_configure(
+            result["flow_id"], VALID_OPTIONS | {"anomalies": section}
+        )
+    assert dict(loaded_demo.options) == before

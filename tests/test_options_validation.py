@@ -309,3 +309,33 @@ def test_every_option_error_is_translated(name: str) -> None:
     assert set(strings["options"]["error"]) >= OPTION_ERRORS
     assert set(fix_flow["error"]) >= OPTION_ERRORS | {"archive_unreachable"}
     assert fix_flow["step"]["init"]["data"] == strings["options"]["step"]["init"]["data"]
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "spike",
+        {"detectors": "spike"},
+        {"detectors": ["spike", "teleportation"]},
+        {"high_day_factor": "lots"},
+        {"high_day_window_days": 7.5},
+        {"spike_sensitivity": 0.1},
+        {"max_delay_hours": 1e9},
+    ],
+)
+def test_hand_edited_anomaly_settings_are_put_back_to_the_defaults(stored: Any) -> None:
+    from custom_components.meterlake.options import sanitize_options
+
+    options, invalid = sanitize_options({"anomalies": stored})
+    assert invalid == ["anomalies"]
+    assert "anomalies" not in options
+
+
+def test_anomaly_settings_are_normalised() -> None:
+    from custom_components.meterlake.options import validate_options
+
+    options, errors = validate_options(
+        {"anomalies": {"detectors": ["spike", "high_day"], "high_day_window_days": 14.0}}
+    )
+    assert errors == {}
+    assert options["anomalies"] == {"detectors": ["high_day", "spike"], "high_day_window_days": 14}

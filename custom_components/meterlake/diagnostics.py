@@ -123,6 +123,7 @@ async def async_get_config_entry_diagnostics(
                 if meter.key in coordinator.failed
             },
             "composed": _composed_dict(coordinator),
+            "anomalies": _anomalies_dict(entry),
             "lost_archive_months": {
                 f"meter_{index}": coordinator.lost_months[meter.key]
                 for index, meter in enumerate(coordinator.source.meters)
@@ -217,6 +218,30 @@ def _entity_meter_dict(source: ComposedSource, key: str) -> dict[str, Any]:
         ],
         "jitter_held": state.jitter,
     }
+
+
+def _anomalies_dict(entry: MeterLakeConfigEntry) -> dict[str, Any] | None:
+    """Per meter (indexed): anomalies kept by kind, the active one's kind, how far judged."""
+    monitor = entry.runtime_data.anomalies
+    if monitor is None:
+        return None
+    out: dict[str, Any] = {}
+    for index, meter in enumerate(entry.runtime_data.coordinator.source.meters):
+        state = monitor.state.get(meter.key)
+        if state is None:
+            continue
+        kinds: dict[str, int] = {}
+        for anomaly in state.anomalies:
+            kinds[anomaly.kind] = kinds.get(anomaly.kind, 0) + 1
+        active = monitor.active(meter.key)
+        out[f"meter_{index}"] = {
+            "by_kind": dict(sorted(kinds.items())),
+            "active": None if active is None else active.kind,
+            "evaluated_until": {
+                kind: moment.isoformat() for kind, moment in sorted(state.evaluated_until.items())
+            },
+        }
+    return out
 
 
 def _rebuild_dict(progress: RebuildProgress | None) -> dict[str, Any] | None:
