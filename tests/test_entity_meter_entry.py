@@ -558,3 +558,47 @@ async def test_degree_days_from_a_temperature_sensor_give_colder_days_more(
     # 600 kWh shared 10 : 2 per day: 100 on each cold day, 20 on each mild one
     assert daily[:10] == pytest.approx([100.0] * 5 + [20.0] * 5, abs=1e-9)
     assert max(ordered) == pytest.approx(600.0, abs=1e-9)
+
+
+async def test_a_meter_from_an_entity_is_an_input_of_composed_meters(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, tmp_path: Path, london: None
+) -> None:
+    start = NOW.replace(minute=0)
+    await set_reading(hass, freezer, "sensor.house", start, 500.0, attributes=KWH)
+    await set_reading(hass, freezer, "sensor.heat_pump", start, 20.0, attributes=KWH)
+    everything_else = ConfigSubentryData(
+        data={
+            "name": "Everything else",
+            "key": "composed_everything_else",
+            "unit": "kWh",
+            "kind": "electricity",
+            "cadence_minutes": 60,
+            "time_zone": "Europe/London",
+            "currency": None,
+            "base": "entity_house",
+            "add": [],
+            "subtract": ["entity_heat_pump"],
+        },
+        subentry_type="virtual",
+        title="Everything else",
+        unique_id=None,
+    )
+    await add_composed_entry(
+        hass,
+        tmp_path,
+        meter_subentry("House", "sensor.house", "electricity", "kWh"),
+        meter_subentry("Heat pump", "sensor.heat_pump", "electricity", "kWh"),
+        everything_else,
+    )
+    for hour, (house, heat_pump) in enumerate(((503.0, 21.5), (507.5, 24.0)), start=1):
+        when = start + timedelta(hours=hour)
+        await set_reading(hass, freezer, "sensor.house", when, house, attributes=KWH)
+        await set_reading(hass, freezer, "sensor.heat_pump", when, heat_pump, attributes=KWH)
+    freezer.tick(timedelta(seconds=61))
+    async_fire_time_changed(hass)
+    await settle(hass)
+    sums = await hourly_sums(hass, "meterlake:composed_everything_else_consumption")
+    assert sums == {
+        start: pytest.approx(3.0 - 1.5, abs=1e-9),
+        start + timedelta(hours=1): pytest.approx(1.5 + 4.5 - 2.5, abs=1e-9),
+    }

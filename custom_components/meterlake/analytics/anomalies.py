@@ -81,6 +81,8 @@ type Bools = npt.NDArray[np.bool_]
 # multiple of the meter's week-to-week noise; this share of spike_weeks must be known.
 # high_day: a day is also compared with the median of this many days before.
 _GUARD_DAYS: Final = 28
+_SETTLE_SHARE: Final = 1.0
+_HIGH_Z: Final = 3.0
 _SPIKE_MIN_RATIO: Final = 2.0
 _SPIKE_FLOOR: Final = 3.0
 _SPIKE_MIN_SHARE: Final = 2 / 3
@@ -458,19 +460,20 @@ def _high_day(
     judged = complete & (known >= max(window - 2, 1))
     high = judged & (totals > factor * mean)
     if settle:
-        # judged once the day after is complete; when that day is as high, the level changed
-        # (the heating season began, the guests arrived): not one high day
+        # judged once the day after is complete; when that day is high too (above half the
+        # threshold's lift over the mean), the level changed (the heating season began, the
+        # guests arrived): not one high day
         after = np.zeros(n_days, dtype=bool)
         after[:-1] = complete[1:]
         judged &= after
         following = np.append(totals[1:], 0.0)
-        high &= after & (following <= factor * mean)
+        high &= after & (following <= (1 + _SETTLE_SHARE * (factor - 1)) * mean)
     if settle and high.any():
-        # and above k x the median of the 28 days before: the first day back from a week away
-        # is high against that week's mean only
-        known_totals = pd.Series(np.where(complete, totals, np.nan)).shift(1)
-        median = known_totals.rolling(_GUARD_DAYS, min_periods=window).median().to_numpy()
-        high &= ~(totals <= factor * median)
+        # and far outside the spread of the 28 days before: above k x their median (the first
+        # day back from a week away is high against that week's mean only) and more than
+        # _HIGH_Z robust deviations above it (a bursty meter's ordinary busy day is not)
+        median, spread = _robust_before(np.where(complete, totals, np.nan), _GUARD_DAYS, window)
+        high &= ~(totals <= factor * median) & ~(totals <= median + _HIGH_Z * spread)
     for d in np.flatnonzero(high).tolist():
         found.add(
             day_start[d],
@@ -592,6 +595,26 @@ def _spike(
         )
     judged = np.flatnonzero(enough)
     return found, (int(s.end[judged[-1]]) if len(judged) else None)
+
+
+def _robust_before(values: F64, days: int, least: int) -> tuple[F64, F64]:
+    """Per position: median and 1.4826 x MAD of the known values of the `days` before.
+
+    NaN where fewer than `least` of them are known.
+    """
+    n = len(values)
+    padded = np.concatenate((np.full(days, np.nan), values[:-1] if n else values))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, days)[:n]
+    known = (~np.isnan(windows)).sum(axis=1)
+    ok = known >= max(least, 1)
+    median = np.full(n, np.nan)
+    spread = np.full(n, np.nan)
+    if ok.any():
+        rows = windows[ok]
+        med = _nanmedian(rows, known[ok])
+        median[ok] = med
+        spread[ok] = _MAD_SCALE * _nanmedian(np.abs(rows - med[:, None]), known[ok])
+    return median, spread
 
 
 def _nanmedian(rows: F64, n_valid: npt.NDArray[np.intp]) -> F64:
