@@ -259,15 +259,23 @@ def inject_events(rng: np.random.Generator, meters: list[Meter], grids: dict[int
 
     for name, count in (("electricity", 6), ("gas", 4), ("water", 4)):
         m = by[name]
-        typical = float(np.quantile(m.value, 0.9))
         g = slots(m)
+        # typical: the meter's 90th percentile interval, or that time of day's where higher
+        # (a spike must stand out from what that hour usually reaches: 4 x a quiet hour's
+        # level at 7:30 would be no larger than a bath)
+        overall = float(np.quantile(m.value, 0.9))
+        slot_of_day = np.round(g.hour * 60 / m.cadence).astype(np.int64)
+        by_slot = pd.Series(m.value).groupby(slot_of_day).quantile(0.9)
+        typical_at = np.maximum(by_slot.reindex(slot_of_day).to_numpy(), overall)
         for _ in range(count):
             day = free_day(name)
             hour = rng.uniform(0, 23)
             at = int(np.flatnonzero((g.day == day) & (g.hour >= hour))[0])
             n = int(rng.integers(1, 4))
             factor = rng.uniform(4, 10)
-            m.value[at : at + n] = np.round(factor * np.maximum(m.value[at : at + n], typical), 3)
+            m.value[at : at + n] = np.round(
+                factor * np.maximum(m.value[at : at + n], typical_at[at : at + n]), 3
+            )
             add(m, "spike", int(g.start[at]), int(g.start[at + n - 1] + g.step))
     for name, count in (("electricity", 3), ("gas", 2), ("heat", 3)):
         m = by[name]

@@ -7,6 +7,7 @@ sink accepted, so a failure anywhere means the next poll fetches those rows agai
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -257,6 +258,7 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         self.rebuild_progress: RebuildProgress | None = None
         # Archive months lost for good, per meter key (from the last verification).
         self.lost_months: dict[str, list[str]] = {}
+        self._meter_locks: dict[str, asyncio.Lock] = {}
 
     def watermark(self, meter_key: str) -> datetime | None:
         """End of the newest interval of the meter that every sink took (the lake asks)."""
@@ -354,7 +356,18 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
     async def async_poll_meter(
         self, meter: MeterInfo, start: datetime, end: datetime, report: PollReport
     ) -> FetchResult:
-        """Fetch [start, end) of one meter, keep it, hand it to the sinks, move the watermark."""
+        """Fetch [start, end) of one meter, keep it, hand it to the sinks, move the watermark.
+
+        One at a time per meter: a scheduled poll and a recompute (a new reading, a changed
+        input) of the same meter would otherwise keep their results in either order.
+        """
+        lock = self._meter_locks.setdefault(meter.key, asyncio.Lock())
+        async with lock:
+            return await self._async_poll_meter(meter, start, end, report)
+
+    async def _async_poll_meter(
+        self, meter: MeterInfo, start: datetime, end: datetime, report: PollReport
+    ) -> FetchResult:
         try:
             result = await self.source.async_fetch(meter, start, end)
         except SourceError as err:

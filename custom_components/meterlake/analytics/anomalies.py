@@ -81,12 +81,13 @@ type Bools = npt.NDArray[np.bool_]
 # multiple of the meter's week-to-week noise; this share of spike_weeks must be known.
 # high_day: a day is also compared with the median of this many days before.
 _GUARD_DAYS: Final = 28
-_SETTLE_SHARE: Final = 1.0
-_HIGH_Z: Final = 3.0
+_SETTLE_SHARE: Final = 0.5
+_HIGH_Z: Final = 5.0
 _SPIKE_MIN_RATIO: Final = 2.0
 _SPIKE_FLOOR: Final = 3.0
 _SPIKE_MIN_SHARE: Final = 2 / 3
 _SLOT_CLIP: Final = 4.0
+_SPIKE_DAY_HOURS: Final = 6.0
 _MAD_SCALE: Final = 1.4826
 # base_load: the night, the nights of the norm (and how many must be known), the margin.
 _NIGHT_HOURS: Final = (1, 5)
@@ -577,6 +578,14 @@ def _spike(
             & ~(following > med + 0.5 * sens * scale)
         )
         median[cand] = med
+    if flag.any():
+        # a level that changed over the day (the heating came on: every heated hour is high)
+        # is no spike: a day with more raised intervals than _SPIKE_DAY_HOURS allows is not
+        raised = enough & (s.value > lowest + 0.5 * sens * floor)
+        day = s.wall // NS_PER_DAY
+        day = day - day[0]
+        per_day_raised = np.bincount(day, weights=raised)
+        flag &= per_day_raised[day] * cadence_minutes <= _SPIKE_DAY_HOURS * 60
     firsts, lasts = _runs(flag, s.start, s.end)
     observed = _sums(s.value, firsts, lasts)
     expected = _sums(median, firsts, lasts)
