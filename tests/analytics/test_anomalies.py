@@ -537,3 +537,13 @@ def test_every_detector_finds_nothing_before_now_ends_a_day() -> None:
         detection.evaluated_until["high_day"]
         <= (local(2024, 1, 18) - timedelta(days=1)).to_pydatetime()
     )
+
+
+def test_a_day_whose_level_rose_throughout_has_no_spikes_but_a_far_higher_one_is() -> None:
+    starts = slots(local(2024, 1, 1), local(2024, 3, 1))
+    values = np.where(hours_of(starts) < 6, 0.0, 0.01)
+    day = (starts >= local(2024, 2, 21, 6)) & (starts < local(2024, 2, 21, 22))
+    values[day] = 0.2  # the heating came on for the day
+    assert of(run(rows(starts, values)), "spike").empty
+    values[starts == local(2024, 2, 21, 12)] = 1.5
+    assert of(run(rows(starts, values)), "spike")["start"].tolist() == [local(2024, 2, 21, 12)]

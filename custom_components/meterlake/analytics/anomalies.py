@@ -14,7 +14,11 @@ spread is an anomaly:
   when that day is as high (above k x the same mean) the level changed - the heating season
   began, the guests arrived - and neither is a high day; and a high day must also be above k x
   the median of the 28 days before (_GUARD_DAYS), or the first day back from a week away
-  (high against that week's mean only) would alarm. A heater left on for days is base_load's.
+  (high against that week's mean only) would alarm, and more than _HIGH_Z x their robust
+  spread (1.4826 x MAD) above that median, or a bursty meter's (water's) ordinary busy day
+  would. "As high" for the day after means above half the threshold's lift over the mean
+  (_SETTLE_SHARE): the first cold days of autumn come and go. A heater left on for days is
+  base_load's.
 * spike: each interval against the same weekday and local wall-clock slot of the previous
   `spike_weeks` weeks (at least two thirds of them known; so DST, weekends and the daily shape
   are part of the baseline): flagged when above median + sensitivity x scale and above
@@ -25,8 +29,11 @@ spread is an anomaly:
   weeks: a flat series has a MAD of ~0 and must not alarm on a small wobble, and a bursty time
   of day (water: a shower or a wash) jumps more than six weeks' MAD shows. An interval is
   judged once the same slot of the next day is known; when that one is high too (above half
-  the threshold) the level changed and it is not a spike. Runs of flagged intervals are one
-  anomaly (observed: their sum; expected: the sum of their medians).
+  the threshold) the level changed and it is not a spike; so it has when more than
+  _SPIKE_DAY_HOURS of that local day are raised (above half the threshold's necessary bound):
+  the heating came on, and then only an interval above _SPIKE_MIN_RATIO x the mean of the
+  day's raised ones is a spike. Runs of flagged intervals are one anomaly (observed: their
+  sum; expected: the sum of their medians).
 * base_load: the lowest per-hour rate of each local night (01:00-05:00) against the median of
   the 30 nights before; flagged above base_load_factor x that norm and above it by a margin
   (_BASE_MARGIN x the meter's mean hourly rate of the 30 days before). For water also: a run
@@ -38,11 +45,12 @@ spread is an anomaly:
 * implausible: rows below zero or above plausibility.max_per_hour scaled by their length;
   consecutive ones are one anomaly. The other detectors never see these rows.
 
-The tuned numbers (spike_sensitivity, base_load_factor, _SPIKE_FLOOR, _SLOT_CLIP and the
-settling rules) were chosen on bench/anomalies.py's labelled synthetic households; its
-docstring says how they score. `evaluated_until` is, per detector that ran and judged
-something, the end of the newest period it judged (a day, an interval, a night; no_data:
-`now`); high_day and spike wait for the day after, so they trail the newest row by a day.
+The tuned numbers (spike_sensitivity, base_load_factor, _SPIKE_FLOOR, _SLOT_CLIP, _HIGH_Z,
+_SPIKE_DAY_HOURS and the settling rules) were chosen on bench/anomalies.py's labelled
+synthetic households; its docstring says how they score. `evaluated_until` is, per detector
+that ran and judged something, the end of the newest period it judged (a day, an interval, a
+night; no_data: `now`); high_day and spike wait for the day after, so they trail the newest
+row by a day.
 
 Everything works on int64 ns since the epoch (UTC) and each meter's local wall-clock time
 (intervals.local_wall_ns); loops run per detector and per anomaly found, never per interval.
@@ -79,7 +87,7 @@ type Bools = npt.NDArray[np.bool_]
 
 # spike: the value must also be this multiple of the median, and the scale is at least this
 # multiple of the meter's week-to-week noise; this share of spike_weeks must be known.
-# high_day: a day is also compared with the median of this many days before.
+# high_day: a day is also compared with the median and spread of this many days before.
 _GUARD_DAYS: Final = 28
 _SETTLE_SHARE: Final = 0.5
 _HIGH_Z: Final = 5.0
@@ -580,12 +588,18 @@ def _spike(
         median[cand] = med
     if flag.any():
         # a level that changed over the day (the heating came on: every heated hour is high)
-        # is no spike: a day with more raised intervals than _SPIKE_DAY_HOURS allows is not
+        # is no spike: on a day with more raised intervals than _SPIKE_DAY_HOURS, only one
+        # far above the day's raised ones (_SPIKE_MIN_RATIO x their mean) still is
         raised = enough & (s.value > lowest + 0.5 * sens * floor)
         day = s.wall // NS_PER_DAY
         day = day - day[0]
-        per_day_raised = np.bincount(day, weights=raised)
-        flag &= per_day_raised[day] * cadence_minutes <= _SPIKE_DAY_HOURS * 60
+        n_raised = np.bincount(day, weights=raised)
+        raised_mean = np.bincount(day, weights=np.where(raised, s.value, 0.0)) / np.maximum(
+            n_raised, 1
+        )
+        flag &= (n_raised[day] * cadence_minutes <= _SPIKE_DAY_HOURS * 60) | (
+            s.value > _SPIKE_MIN_RATIO * raised_mean[day]
+        )
     firsts, lasts = _runs(flag, s.start, s.end)
     observed = _sums(s.value, firsts, lasts)
     expected = _sums(median, firsts, lasts)
