@@ -68,6 +68,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from .intervals import (
+    NAT,
     NS_PER_DAY,
     NS_PER_HOUR,
     NS_PER_MINUTE,
@@ -75,7 +76,6 @@ from .intervals import (
     local_wall_ns,
     localize_wall_ns,
     ns_of,
-    utc_index,
     utc_ns,
 )
 from .plausibility import max_per_hour
@@ -196,14 +196,18 @@ def detect(
         bad |= value > limit * hours
     found: dict[str, _Found] = {}
     until: dict[str, int] = {}
-    ctx = _Context(unit=unit, tz=tz)
+    ctx = _Context(unit=unit, tz=tz, clock=_Clock.over(start, tz))
     if settings.implausible:
         wrong = _Series(start[bad], end[bad], value[bad], start[bad])
         found["implausible"], _ = _implausible(wrong, limit, hours[bad], ctx)
         if len(start):
             until["implausible"] = int(end.max())
     good = ~bad
-    series = _Series(start[good], end[good], value[good], local_wall_ns(start[good], tz))
+    series = (
+        _Series(start, end, value, ctx.clock.wall(start))
+        if not bad.any()
+        else _Series(start[good], end[good], value[good], ctx.clock.wall(start[good]))
+    )
     cadence = cadence_minutes * NS_PER_MINUTE
     if settings.high_day:
         found["high_day"], judged = _high_day(
@@ -251,12 +255,13 @@ def classic_rule(
     before it, none that has not ended by `now`); kind "high_day". For comparisons only.
     """
     start, end, value = _rows(intervals)
-    series = _Series(start, end, value, local_wall_ns(start, tz))
+    ctx = _Context(unit=unit, tz=tz, clock=_Clock.over(start, tz))
+    series = _Series(start, end, value, ctx.clock.wall(start))
     found, _ = _high_day(
         series,
         None,
         ns_of(now, name="now"),
-        _Context(unit=unit, tz=tz),
+        ctx,
         factor=factor,
         window=window_days,
         settle=False,
@@ -278,19 +283,86 @@ def _rows(intervals: pd.DataFrame) -> tuple[I64, I64, F64]:
     end = utc_ns(intervals["end"], name="end")
     value = np.asarray(pd.to_numeric(intervals["value"]), dtype=np.float64)
     keep = ~np.isnan(value)
-    start, end, value = start[keep], end[keep], value[keep]
+    if not keep.all():
+        start, end, value = start[keep], end[keep], value[keep]
     if len(start) > 1 and not bool((start[1:] >= start[:-1]).all()):
         order = np.argsort(start, kind="stable")
         start, end, value = start[order], end[order], value[order]
     last = np.ones(len(start), dtype=bool)
     last[:-1] = start[1:] != start[:-1]  # the later row of a start wins
+    if last.all():  # copies of 70k rows are a real share of a detect call
+        return start, end, value
     return start[last], end[last], value[last]
+
+
+@dataclass(frozen=True, slots=True)
+class _Clock:
+    """A zone's UTC offset per UTC day over a meter's range: wall-clock times by arithmetic.
+
+    pandas converts a few thousand day starts once per detect call instead of every row (and
+    every day edge) each time; the instants of a day whose offset differs from the next day's
+    (a DST change) are converted exactly. Assumes no zone changes its offset and back within
+    one day. Instants outside the range are converted exactly too.
+    """
+
+    tz: str
+    first: int  # UTC midnight of the first day (ns)
+    offsets: I64  # per day from `first`: the offset at its start (ns)
+    exact: Bools  # per day: converted exactly (the offset changes within it)
+
+    @classmethod
+    def over(cls, start: I64, tz: str) -> _Clock:
+        """For `start` (sorted) and two days either side (local days, day edges)."""
+        if len(start) == 0 or start[0] == NAT:
+            return cls(tz, 0, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool))
+        first = (int(start[0]) // NS_PER_DAY - 2) * NS_PER_DAY
+        days = (int(start[-1]) - first) // NS_PER_DAY + 4
+        if days > max(len(start), 1000):  # sparse rows: the table would cost more than them
+            return cls(tz, 0, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool))
+        edges = first + NS_PER_DAY * np.arange(days + 1, dtype=np.int64)
+        offsets = local_wall_ns(edges, tz) - edges
+        return cls(tz, first, offsets[:-1], offsets[:-1] != offsets[1:])
+
+    def wall(self, ns: I64) -> I64:
+        """local_wall_ns(ns, tz)."""
+        n = len(self.offsets)
+        if n == 0:
+            return local_wall_ns(ns, self.tz)
+        day = (ns - self.first) // NS_PER_DAY
+        outside = (day < 0) | (day >= n)
+        if outside.any():
+            day = np.where(outside, 0, day)
+        out = ns + self.offsets[day]
+        slow = self.exact[day] | outside
+        if slow.any():
+            out[slow] = local_wall_ns(ns[slow], self.tz)
+        return out
+
+    def midnights(self, days: I64) -> I64:
+        """localize_wall_ns(days x NS_PER_DAY, tz): the UTC start of local days (distinct).
+
+        A midnight that one offset of the table maps back to is that instant; the skipped or
+        repeated ones (and any the table does not cover) go to localize_wall_ns.
+        """
+        wall = days * NS_PER_DAY
+        out = np.full(len(wall), NAT, dtype=np.int64)
+        hits = np.zeros(len(wall), dtype=np.int64)
+        for offset in np.unique(self.offsets).tolist():
+            utc = wall - offset
+            ok = self.wall(utc) == wall
+            out[ok] = utc[ok]
+            hits += ok
+        slow = hits != 1
+        if slow.any():
+            out[slow] = localize_wall_ns(wall[slow], self.tz)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
 class _Context:
     unit: str
     tz: str
+    clock: _Clock
 
     def day(self, ns: int) -> str:
         """A local date in words: 'Thu 19 Nov 2026'."""
@@ -319,44 +391,59 @@ def _ratio_text(observed: float, expected: float) -> str:
 def _frame(
     found: dict[str, _Found], *, meter: str, unit: str, now: datetime, since_ns: int | None
 ) -> pd.DataFrame:
+    """ANOMALY_COLUMNS sorted by start then kind, from the detectors' lists.
+
+    Filtered and ordered in numpy and built by one DataFrame call from arrays: with few
+    anomalies, pandas' per-column and sorting overhead was a third of a detect call.
+    """
     units = {"no_data": "h", "base_load": f"{unit}/h"}
-    columns: dict[str, list[Any]] = {name: [] for name in ANOMALY_COLUMNS}
+    kinds: list[str] = []
+    unit_of: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
+    observed_of: list[float] = []
+    expected_of: list[float] = []
+    reasons: list[str] = []
     for kind, rows in found.items():
         n = len(rows.start)
-        columns["kind"] += [kind] * n
+        kinds += [kind] * n
+        unit_of += [units.get(kind, unit)] * n
         starts += rows.start
         ends += rows.end
-        columns["observed"] += rows.observed
-        columns["expected"] += rows.expected
-        columns["unit"] += [units.get(kind, unit)] * n
-        columns["reason"] += rows.reason
-    n = len(starts)
-    observed = np.asarray(columns["observed"], dtype=np.float64)
-    expected = np.asarray(columns["expected"], dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(expected != 0, observed / np.where(expected != 0, expected, 1), np.nan)
+        observed_of += rows.observed
+        expected_of += rows.expected
+        reasons += rows.reason
     start_ns = np.asarray(starts, dtype=np.int64)
     end_ns = np.asarray(ends, dtype=np.int64)
-    frame = pd.DataFrame(
-        {
-            "meter": pd.Series([meter] * n, dtype=object),
-            "kind": pd.Series(columns["kind"], dtype=object),
-            "start": utc_index(start_ns).array,
-            "end": utc_index(end_ns).array,
-            "observed": observed,
-            "expected": expected,
-            "ratio": ratio,
-            "unit": pd.Series(columns["unit"], dtype=object),
-            "reason": pd.Series(columns["reason"], dtype=object),
-            "detected_at": utc_index(np.full(n, ns_of(now, name="now"), dtype=np.int64)).array,
-        },
-        columns=list(ANOMALY_COLUMNS),
-    )
-    if since_ns is not None:
-        frame = frame.loc[end_ns > since_ns]
-    return frame.sort_values(["start", "kind"], kind="stable").reset_index(drop=True)
+    kind_of = np.asarray(kinds, dtype=object)
+    order = np.arange(len(starts)) if since_ns is None else np.flatnonzero(end_ns > since_ns)
+    if len(order) > 1:  # by start, then kind; stable like the lists' order
+        rank = {name: i for i, name in enumerate(sorted(found))}
+        codes = np.asarray([rank[k] for k in kinds], dtype=np.int64)
+        order = order[np.lexsort((codes[order], start_ns[order]))]
+    observed = np.asarray(observed_of, dtype=np.float64)[order]
+    expected = np.asarray(expected_of, dtype=np.float64)[order]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(expected != 0, observed / np.where(expected != 0, expected, 1), np.nan)
+    n = len(order)
+    columns: dict[str, Any] = {
+        "meter": np.full(n, meter, dtype=object),
+        "kind": kind_of[order],
+        "start": _utc(start_ns[order]),
+        "end": _utc(end_ns[order]),
+        "observed": observed,
+        "expected": expected,
+        "ratio": ratio,
+        "unit": np.asarray(unit_of, dtype=object)[order],
+        "reason": np.asarray(reasons, dtype=object)[order],
+        "detected_at": _utc(np.full(n, ns_of(now, name="now"), dtype=np.int64)),
+    }
+    return pd.DataFrame({name: columns[name] for name in ANOMALY_COLUMNS}, copy=False)
+
+
+def _utc(ns: I64) -> pd.api.extensions.ExtensionArray:
+    """int64 ns as a datetime64[ns, UTC] column."""
+    return pd.DatetimeIndex(ns.view("M8[ns]"), tz="UTC").array
 
 
 def _runs(flag: Bools, start: I64, end: I64) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
@@ -380,23 +467,28 @@ def _sums(values: F64, firsts: npt.NDArray[np.intp], lasts: npt.NDArray[np.intp]
     return np.asarray(cumulative[lasts + 1] - cumulative[firsts], dtype=np.float64)
 
 
-def _trailing(dense: F64, known: Bools, lo: int, hi: int) -> tuple[F64, F64]:
-    """Per position p: sum and count of the known values in dense[p - hi : p - lo]."""
+def _trailing(dense: F64, known: Bools | None, lo: int, hi: int) -> tuple[F64, I64]:
+    """Per position p: sum and count of the known values in dense[p - hi : p - lo].
+
+    known None: all are (no count then: zeros).
+    """
     n = len(dense)
     csum = np.zeros(n + 1)
-    np.cumsum(np.where(known, dense, 0.0), out=csum[1:])
-    ccount = np.zeros(n + 1)
+    np.cumsum(dense if known is None else np.where(known, dense, 0.0), out=csum[1:])
+    if known is None:
+        return _window(csum, n, lo, hi), np.zeros(n, dtype=np.int64)
+    ccount = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(known, out=ccount[1:])
-    return _lagged(csum, n, lo) - _lagged(csum, n, hi), _lagged(ccount, n, lo) - _lagged(
-        ccount, n, hi
-    )
+    return _window(csum, n, lo, hi), _window(ccount, n, lo, hi)
 
 
-def _lagged(cumulative: F64, n: int, lag: int) -> F64:
-    """cumulative[max(p - lag, 0)] for p in 0..n-1."""
-    out = np.zeros(n)
-    if lag < n:
-        out[lag:] = cumulative[: n - lag]
+def _window[T: np.generic](cumulative: npt.NDArray[T], n: int, lo: int, hi: int) -> npt.NDArray[T]:
+    """cumulative[p - lo] - cumulative[p - hi] for p in 0..n-1 (index below 0: 0)."""
+    out = np.zeros(n, dtype=cumulative.dtype)
+    if lo < n:
+        out[lo:] = cumulative[: n - lo]
+    if hi < n:
+        out[hi:] -= cumulative[: n - hi]
     return out
 
 
@@ -458,7 +550,7 @@ def _high_day(
     totals = np.asarray(np.bincount(rel, weights=s.value, minlength=n_days), dtype=np.float64)
     counts = np.bincount(rel, minlength=n_days)
     # each day's bounds in UTC (DST days are 23 or 25 hours long)
-    edges = localize_wall_ns((d0 + np.arange(n_days + 1, dtype=np.int64)) * NS_PER_DAY, ctx.tz)
+    edges = ctx.clock.midnights(d0 + np.arange(n_days + 1, dtype=np.int64))
     day_start, day_end = edges[:-1], edges[1:]
     complete = (counts > 0) & (day_end <= now)
     if cadence is not None:
@@ -620,10 +712,12 @@ def _spike(
     return found, (int(s.end[judged[-1]]) if len(judged) else None)
 
 
-def _robust_before(values: F64, days: int, least: int) -> tuple[F64, F64]:
+def _robust_before(
+    values: F64, days: int, least: int, *, spread_too: bool = True
+) -> tuple[F64, F64]:
     """Per position: median and 1.4826 x MAD of the known values of the `days` before.
 
-    NaN where fewer than `least` of them are known.
+    NaN where fewer than `least` of them are known (the spread: also without spread_too).
     """
     n = len(values)
     padded = np.concatenate((np.full(days, np.nan), values[:-1] if n else values))
@@ -636,7 +730,8 @@ def _robust_before(values: F64, days: int, least: int) -> tuple[F64, F64]:
         rows = windows[ok]
         med = _nanmedian(rows, known[ok])
         median[ok] = med
-        spread[ok] = _MAD_SCALE * _nanmedian(np.abs(rows - med[:, None]), known[ok])
+        if spread_too:
+            spread[ok] = _MAD_SCALE * _nanmedian(np.abs(rows - med[:, None]), known[ok])
     return median, spread
 
 
@@ -687,13 +782,15 @@ def _base_load(
     valid = covered >= 0.5 * (hi - lo) * 60
     if not valid.any():
         return found, None
-    nights = pd.Series(np.where(valid, lowest, np.nan))
-    norm = nights.shift(1).rolling(_NORM_NIGHTS, min_periods=_NORM_MIN_NIGHTS).median().to_numpy()
+    # the median of the known nights of the 30 before (at least 15): numpy, not pandas rolling
+    norm, _ = _robust_before(
+        np.where(valid, lowest, np.nan), _NORM_NIGHTS, _NORM_MIN_NIGHTS, spread_too=False
+    )
     # the meter's mean hourly rate over the 30 days before: the margin's measure
     totals = np.asarray(np.bincount(rel, weights=s.value, minlength=n_days), dtype=np.float64)
     hours_known = np.bincount(rel, weights=minutes, minlength=n_days) / 60
-    total, _ = _trailing(totals, np.ones(n_days, dtype=bool), 0, _NORM_NIGHTS)
-    hours, _ = _trailing(hours_known, np.ones(n_days, dtype=bool), 0, _NORM_NIGHTS)
+    total, _ = _trailing(totals, None, 0, _NORM_NIGHTS)
+    hours, _ = _trailing(hours_known, None, 0, _NORM_NIGHTS)
     mean_rate = total / np.maximum(hours, 1e-9)
     judged = valid & ~np.isnan(norm)
     margin = _BASE_MARGIN * mean_rate
