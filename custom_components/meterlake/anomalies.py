@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.dispatcher import async_dispatcher_connect, async_dispatcher_send
+from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
@@ -390,6 +391,26 @@ def async_listen_anomalies(
 ) -> Callable[[], None]:
     """Subscribe to a meter's anomaly changes (payload: a raised anomaly's data, or None)."""
     return async_dispatcher_connect(hass, signal_anomaly(entry_id, meter_key), target)
+
+
+class FollowsAnomalies(Entity):
+    """An entity of one meter that is told when the meter's anomalies change."""
+
+    # Set by the entity's constructor (MeterLakeEntity).
+    meter: MeterInfo
+    _entry_id: str
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the meter's anomalies."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            async_listen_anomalies(self.hass, self._entry_id, self.meter.key, self._anomaly)
+        )
+
+    @callback
+    def _anomaly(self, data: dict[str, Any] | None) -> None:
+        """The anomalies changed; `data` is a newly raised one's, else None."""
+        raise NotImplementedError
 
 
 def _rows_or_empty(rows: pd.DataFrame | None) -> pd.DataFrame:

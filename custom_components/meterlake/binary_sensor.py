@@ -18,7 +18,7 @@ from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .anomalies import AnomalyMonitor, async_listen_anomalies
+from .anomalies import AnomalyMonitor, FollowsAnomalies
 from .coordinator import MeterLakeConfigEntry, MeterLakeCoordinator, MeterSnapshot
 from .entity import MeterLakeEntity
 from .sources.base import MeterInfo
@@ -92,7 +92,7 @@ class MeterLakeBinarySensor(MeterLakeEntity, BinarySensorEntity):
         return None if snapshot is None else self.entity_description.value_fn(snapshot)
 
 
-class UnusualConsumptionSensor(MeterLakeBinarySensor):
+class UnusualConsumptionSensor(FollowsAnomalies, MeterLakeBinarySensor):
     """On while the meter's newest anomaly is active; its attributes explain that anomaly."""
 
     def __init__(
@@ -104,18 +104,10 @@ class UnusualConsumptionSensor(MeterLakeBinarySensor):
     ) -> None:
         super().__init__(coordinator, meter, description)
         self._monitor = monitor
-
-    async def async_added_to_hass(self) -> None:
-        """Follow the meter's anomalies."""
-        await super().async_added_to_hass()
-        self.async_on_remove(
-            async_listen_anomalies(
-                self.hass, self.coordinator.config_entry.entry_id, self.meter.key, self._changed
-            )
-        )
+        self._entry_id = coordinator.config_entry.entry_id
 
     @callback
-    def _changed(self, _data: Any) -> None:
+    def _anomaly(self, data: dict[str, Any] | None) -> None:
         self.async_write_ha_state()
 
     @property

@@ -13,9 +13,10 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .analytics.schema import ANOMALY_KINDS
-from .anomalies import async_listen_anomalies
-from .coordinator import MeterLakeConfigEntry
+from .anomalies import FollowsAnomalies
+from .coordinator import MeterLakeConfigEntry, MeterLakeCoordinator
 from .entity import MeterLakeEntity
+from .sources.base import MeterInfo
 
 # Events come from the monitor, not from requests.
 PARALLEL_UPDATES = 0
@@ -45,20 +46,20 @@ async def async_setup_entry(
             )
 
 
-class ConsumptionAnomalyEvent(MeterLakeEntity, EventEntity):
+class ConsumptionAnomalyEvent(FollowsAnomalies, MeterLakeEntity, EventEntity):
     """Fires `<kind>` with the anomaly's period, figures and reason."""
 
-    async def async_added_to_hass(self) -> None:
-        """Follow the meter's anomalies."""
-        await super().async_added_to_hass()
-        self.async_on_remove(
-            async_listen_anomalies(
-                self.hass, self.coordinator.config_entry.entry_id, self.meter.key, self._raised
-            )
-        )
+    def __init__(
+        self,
+        coordinator: MeterLakeCoordinator,
+        meter: MeterInfo,
+        description: EventEntityDescription,
+    ) -> None:
+        super().__init__(coordinator, meter, description)
+        self._entry_id = coordinator.config_entry.entry_id
 
     @callback
-    def _raised(self, data: dict[str, Any] | None) -> None:
+    def _anomaly(self, data: dict[str, Any] | None) -> None:
         if data is None:
             return
         attributes = {key: value for key, value in data.items() if key != "kind"}
