@@ -35,6 +35,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 import uuid
 
 from .analytics.schema import (
+    AGREEMENT_ARCHIVE_COLUMNS,
     ANOMALY_COLUMNS,
     AUDIT_COLUMNS,
     INTERVAL_COLUMNS,
@@ -335,6 +336,19 @@ ANOMALIES = _Spec(
     window_of="meter",
     version_column="detected_at",  # a re-detected anomaly replaces the stored one
 )
+AGREEMENTS = _Spec(
+    name="agreements",
+    partition_by=("meter",),  # which tariff a meter was on, whatever the supplier said so
+    month_of=None,  # one small file per meter: agreements change a few times a year
+    key=("tariff", "valid_from", "source"),
+    columns=tuple(
+        (name, _TS if name in {"valid_from", "valid_to", "ingested_at"} else _STR)
+        for name in AGREEMENT_ARCHIVE_COLUMNS
+        if name != "meter"
+    ),
+    sort_by=("valid_from", "tariff", "source"),
+    window_of="meter",
+)
 AUDIT = _Spec(
     name="audit",
     partition_by=("supplier",),
@@ -352,6 +366,24 @@ AUDIT = _Spec(
     window_of=None,
     versioned=False,
 )
+
+# An Octopus tariff code: fuel letter, register count ("1R", "2R"), product code, region letter.
+_TARIFF_CODE = re.compile(r"[A-Z]-\d+R-(?P<product>[A-Z0-9][A-Z0-9-]*?)-[A-Z]")
+
+
+def product_of(tariff: str) -> str | None:
+    """The product code of a tariff code: AGILE-24-10-01 for E-1R-AGILE-24-10-01-C.
+
+    Strips an Octopus tariff code's `<fuel>-<n>R-` prefix and `-<region letter>` suffix. A code
+    without them (already a product code, or another supplier's tariff) comes back unchanged,
+    trimmed; None for an empty one.
+    """
+    code = (tariff or "").strip()
+    if not code:
+        return None
+    match = _TARIFF_CODE.fullmatch(code)
+    return match["product"] if match else code
+
 
 # One lock per partition for the whole process, keyed by the resolved location, so two config
 # entries (two Archive objects on the same root) serialize too. Bounded by the partition count.
@@ -698,6 +730,97 @@ class Archive:
         """Merge standing charges into one file per supplier and tariff (they change rarely)."""
         return self._write(STANDING_CHARGES, frame)
 
+    def write_agreements(self, frame: pd.DataFrame) -> WriteSummary:
+        """Merge agreements into agreements/meter=<meter>/data.parquet (one file per meter).
+
+        `frame` has analytics.schema.AGREEMENT_ARCHIVE_COLUMNS. A missing or null `product` is
+        derived from the tariff (`product_of`). One row per (tariff, valid_from, source) in a
+        meter's file: the same agreement sent again replaces itself when its `ingested_at` is
+        newer (a null one counts as now); a change of tariff adds a row.
+        """
+        import pandas as pd
+
+        if len(frame) and "tariff" in frame.columns:
+            derived = pd.Series(
+                [
+                    None if pd.isna(tariff) else product_of(str(tariff))
+                    for tariff in frame["tariff"].to_numpy(dtype=object)
+                ],
+                index=frame.index,
+                dtype=object,
+            )
+            if "product" in frame.columns:
+                derived = frame["product"].astype(object).where(frame["product"].notna(), derived)
+            frame = frame.assign(product=derived)
+        return self._write(AGREEMENTS, frame)
+
+    def read_agreements(
+        self, meter: str | None = None, *, skip_corrupt: bool = False
+    ) -> pd.DataFrame:
+        """Agreements of `meter` (every meter when None), by meter, valid_from, tariff, source.
+
+        Columns: analytics.schema.AGREEMENT_ARCHIVE_COLUMNS, timestamps datetime64[ns, UTC];
+        an empty frame with those columns when there are none. A corrupt file raises
+        CorruptPartitionError unless `skip_corrupt` (then it is logged and left out).
+        """
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        spec = AGREEMENTS
+        folders: list[tuple[str, str]] = []  # (meter folder, meter)
+        if meter is None:
+            for folder in self._list_dirs(self._join(spec.name)):
+                segment = folder.rsplit("/", 1)[-1]
+                if segment.startswith("meter="):
+                    folders.append((folder, unquote(segment.split("=", 1)[1])))
+        else:
+            folders.append((self._join(spec.name, _segment("meter", meter)), meter))
+        tables: list[Any] = []
+        for folder, name in folders:
+            path = self._join(folder, DATA_FILE)
+            try:
+                part = self._load(spec, path, spec.columns)
+            except CorruptPartitionError:
+                if not skip_corrupt:
+                    raise
+                _LOGGER.warning("Skipping unreadable archive partition %s", path)
+                continue
+            if part is not None:
+                tables.append(
+                    part.append_column("meter", pa.array([name] * part.num_rows, pa.string()))
+                )
+        schema = _arrow_schema(spec, (*spec.columns, ("meter", _STR)))
+        table = pa.concat_tables(tables) if tables else schema.empty_table()
+        order = [("meter", "ascending"), *((name, "ascending") for name in spec.sort_by)]
+        table = table.take(pc.sort_indices(table, sort_keys=order))
+        return _frame_ns(table.select(list(AGREEMENT_ARCHIVE_COLUMNS)))
+
+    def has_data(self, dataset: str) -> bool:
+        """Whether the top-level folder `dataset` ("consumption") holds a data file anywhere."""
+        folder = self._join(dataset)
+        if self._local:
+            top = Path(folder)
+            if not top.is_dir():
+                return False
+            return any(DATA_FILE in filenames for _dirpath, _dirs, filenames in top.walk())
+        return any(path.endswith("/" + DATA_FILE) for path in self._list_files(folder))
+
+    def write_text(self, name: str, text: str) -> str:
+        """Make the file `name` (relative to the root, e.g. "views.sql") hold `text` (UTF-8).
+
+        Written all or nothing, like a partition; a file that already holds exactly `text` is
+        left alone. Returns its path.
+        """
+        parts = PurePosixPath(name).parts
+        if not parts or name.startswith("/") or any(p in {".", ".."} for p in parts):
+            raise ValueError(f"invalid archive file name {name!r}")
+        path = self._join(*parts)
+        body = text.encode()
+        with _lock_for(self._lock_key(path)):
+            if self._fetch(path) != body:
+                self._put(path, body)
+        return path
+
     def write_grid_mix(self, frame: pd.DataFrame, *, perimeter: str) -> WriteSummary:
         """Merge eCO2mix rows (key `start`) into grid_mix/supplier=eco2mix/perimeter=/month=.
 
@@ -765,6 +888,18 @@ class Archive:
                 counter += 1
                 path = self._join(folder, f"{name}-{stamp}-{counter}.json.gz")
             self._put(path, body)
+        return path
+
+    def write_raw_file(self, folder: str, name: str, body: Callable[[], bytes]) -> str:
+        """Keep a file under raw/<folder>/<name> once: an existing one is left as it is.
+
+        `body` is called only when the file is not there yet (an imported file named by its
+        checksum: importing it again copies nothing). Returns the path.
+        """
+        path = self._join("raw", _SAFE_SEGMENT.sub("_", folder), _SAFE_SEGMENT.sub("_", name))
+        with _lock_for(self._lock_key(path)):
+            if not self._exists(path):
+                self._put(path, body())
         return path
 
     def purge_raw(self, keep_days: int, now: datetime) -> int:
@@ -1485,6 +1620,23 @@ class Archive:
 
     def _list_files(self, folder: str) -> list[str]:
         return sorted(path for path, is_file in self._list(folder, recursive=True) if is_file)
+
+
+def _frame_ns(table: Any) -> pd.DataFrame:
+    """An Arrow table as a frame, timestamps as datetime64[ns, UTC] (pandas' default unit)."""
+    import pyarrow as pa
+
+    ns = pa.timestamp("ns", tz="UTC")
+    table = table.cast(
+        pa.schema(
+            [
+                pa.field(f.name, ns if pa.types.is_timestamp(f.type) else f.type)
+                for f in table.schema
+            ]
+        )
+    )
+    frame: pd.DataFrame = table.to_pandas()
+    return frame
 
 
 def _grid_frame(table: Any) -> pd.DataFrame:

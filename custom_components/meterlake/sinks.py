@@ -233,6 +233,30 @@ class ArchiveSink:
             _LOGGER.warning("Archive partition %s was unreadable; kept as *.corrupt", path)
         return True
 
+    async def async_write_agreements(self, frame: pd.DataFrame) -> bool:
+        """Archive agreements (analytics.schema.AGREEMENT_ARCHIVE_COLUMNS); True when stored.
+
+        An empty frame writes nothing and counts as stored. A failure raises the usual repair
+        issue and returns False.
+        """
+        from .archive import ArchiveError
+
+        if frame.empty:
+            return True
+        try:
+            archive = await self.async_open()
+            summary = await self.hass.async_add_executor_job(archive.write_agreements, frame)
+        except ArchiveError as err:
+            self._failed(err.root, err.reason)
+            return False
+        for path in summary.corrupt:
+            _LOGGER.warning("Archive partition %s was unreadable; kept as *.corrupt", path)
+        from .views import ensure_views
+
+        # The first agreements of an archive (an imported file) add views: best effort.
+        await self.hass.async_add_executor_job(ensure_views, archive, {"agreements"})
+        return True
+
     def _failed(self, root: str, reason: str) -> None:
         if self.last_error is None:
             _LOGGER.error("Cannot write the archive at %s: %s", root, reason)
@@ -251,7 +275,10 @@ class ArchiveSink:
 def _write_fetch(
     archive: Archive, meter: MeterInfo, result: FetchResult, keep_raw_days: int, now: datetime
 ) -> StoreOutcome:
-    """Every dataset of one fetch (runs in the executor)."""
+    """Every dataset of one fetch (runs in the executor), then the analyst views when due."""
+    from .archive import product_of
+    from .views import ensure_views
+
     outcome = StoreOutcome()
     if not result.intervals.empty:
         summary = archive.write_intervals(result.intervals)
@@ -272,12 +299,36 @@ def _write_fetch(
         archive.write_rates(result.rates)
     if result.standing_charges is not None and not result.standing_charges.empty:
         archive.write_standing_charges(result.standing_charges)
+    wrote_agreements = result.agreements is not None and not result.agreements.empty
+    if result.agreements is not None and wrote_agreements:
+        agreements = result.agreements
+        products: list[Any] = [
+            product_of(tariff) if isinstance(tariff, str) else None
+            for tariff in agreements["tariff"].to_numpy(dtype=object)
+        ]
+        summary = archive.write_agreements(
+            agreements.assign(product=products, source=meter.supplier, ingested_at=now)
+        )
+        for path in summary.corrupt:
+            _LOGGER.warning("Archive partition %s was unreadable; kept as *.corrupt", path)
     if result.audit:
         archive.write_audit(result.audit)
     if keep_raw_days > 0:
         for endpoint, payload in result.raw:
             archive.write_raw(meter.supplier, endpoint, payload, now)
         archive.purge_raw(keep_days=keep_raw_days, now=now)
+    # Once per session and archive (again when a dataset the views lacked got its first rows).
+    ensure_views(
+        archive,
+        wrote={
+            name
+            for name, done in (
+                ("consumption", not result.intervals.empty),
+                ("agreements", wrote_agreements),
+            )
+            if done
+        },
+    )
     return outcome
 
 
