@@ -228,7 +228,13 @@ async def test_saving_the_composed_entry_options_reloads_it(
 async def test_only_the_composed_entry_has_meter_types(
     hass: HomeAssistant, household: MockConfigEntry, composed: ConfigEntry[Any], ui: Ui
 ) -> None:
-    assert set(composed.supported_subentry_types) == {"virtual", "master", "preferred", "entity"}
+    assert set(composed.supported_subentry_types) == {
+        "virtual",
+        "master",
+        "preferred",
+        "entity",
+        "file",
+    }
     assert all(kind["supports_reconfigure"] for kind in composed.supported_subentry_types.values())
     assert household.supported_subentry_types == {}
     with pytest.raises(UnknownHandler):

@@ -55,6 +55,7 @@ PRICE_MINUTES = (0, 15, 30, 45)
 # Local time of the daily archive verification and statistics check (a quiet hour).
 DAILY_CHECK = (3, 17)
 DAILY_MINUTES = 1440
+FILE_METER_DELAY = timedelta(days=365 * 100)
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
@@ -167,6 +168,8 @@ def normal_delay(source: Source, meter: MeterInfo) -> timedelta:
     A meter read by hand once a day or less is late by as much as its longest gap; one
     following a live entity should move within hours.
     """
+    if isinstance(source, ComposedSource) and meter.key in source.files.definitions:
+        return FILE_METER_DELAY  # history only: never "late"
     if isinstance(source, ComposedSource) and meter.key in source.entities.definitions:
         definition = source.entities.definitions[meter.key]
         if definition.cadence_minutes >= DAILY_MINUTES:

@@ -173,17 +173,19 @@ class MeterLakeConfigFlow(ConfigFlow, domain=DOMAIN):
     def async_get_supported_subentry_types(
         cls, config_entry: ConfigEntry[Any]
     ) -> dict[str, type[ConfigSubentryFlow]]:
-        """Composed meters and meters from entities are subentries of the Composed meters entry."""
+        """Composed, entity and file meters are subentries of the Composed meters entry."""
         # Imported here: this method is the flow's only use of them.
         from .entity_meter_flow import EntityMeterFlow
+        from .file_meter_flow import FileMeterFlow
         from .sources.entity_meter import TYPE_ENTITY
+        from .sources.file_meter import TYPE_FILE
 
         if config_entry.data.get(CONF_SOURCE) != SOURCE_COMPOSED:
             return {}
         types: dict[str, type[ConfigSubentryFlow]] = dict.fromkeys(
             (TYPE_VIRTUAL, TYPE_MASTER, TYPE_PREFERRED), ComposedMeterFlow
         )
-        return types | {TYPE_ENTITY: EntityMeterFlow}
+        return types | {TYPE_ENTITY: EntityMeterFlow, TYPE_FILE: FileMeterFlow}
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """First step: which source to add."""

@@ -365,6 +365,18 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         async with lock:
             return await self._async_poll_meter(meter, start, end, report)
 
+    async def async_keep_rows(self, meter: MeterInfo, rows: pd.DataFrame) -> None:
+        """Keep rows that came from elsewhere (an imported file) as a poll keeps its own.
+
+        Memory, archive, statistics (re-anchored over the rows' window) and the lake's signal;
+        the watermark does not move: the rows say nothing of what the source has.
+        """
+        lock = self._meter_locks.setdefault(meter.key, asyncio.Lock())
+        async with lock:
+            start, end = await self.hass.async_add_executor_job(_row_range, rows)
+            result = FetchResult(intervals=rows, complete_until=None)
+            await self._async_keep(meter, result, PollReport(started=dt_util.utcnow()), start, end)
+
     async def _async_poll_meter(
         self, meter: MeterInfo, start: datetime, end: datetime, report: PollReport
     ) -> FetchResult:

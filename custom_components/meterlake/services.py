@@ -27,6 +27,7 @@ from .coordinator import (
     PollReport,
     archive_unreadable,
 )
+from .imports import async_import_file
 from .sources.base import MeterInfo, floor_to
 
 _LOGGER = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ SERVICE_BACKFILL = "backfill"
 SERVICE_VERIFY_ARCHIVE = "verify_archive"
 SERVICE_ADD_READING = "add_reading"
 SERVICE_ACKNOWLEDGE_ANOMALY = "acknowledge_anomaly"
+SERVICE_IMPORT_FILE = "import_file"
 ATTR_READING = "reading"
 ATTR_TIME = "time"
 ATTR_NEW_METER = "new_meter"
@@ -78,6 +80,18 @@ ADD_READING_SCHEMA = vol.Schema(
 
 ACKNOWLEDGE_SCHEMA = vol.Schema({vol.Required(ATTR_METER): cv.string})
 
+IMPORT_SCHEMA = vol.Schema(
+    {
+        vol.Required("path"): cv.string,
+        vol.Required(ATTR_METER): cv.string,
+        vol.Optional("format"): vol.In(("octopus_csv", "csv", "json", "jsonl", "sqlite")),
+        vol.Optional("mapping"): {vol.In(("start", "end", "value", "unit", "meter")): cv.string},
+        vol.Optional("cadence_minutes"): vol.All(vol.Coerce(int), vol.In((15, 30, 60, 1440))),
+        vol.Optional("meter_point"): cv.string,
+        vol.Optional("replace", default=False): cv.boolean,
+    }
+)
+
 BACKFILL_SCHEMA = vol.Schema(
     {
         vol.Required(ATTR_CONFIG_ENTRY): cv.string,
@@ -108,6 +122,13 @@ def async_setup_services(hass: HomeAssistant) -> None:
         SERVICE_ADD_READING,
         _async_add_reading,
         schema=ADD_READING_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_IMPORT_FILE,
+        async_import_file,
+        schema=IMPORT_SCHEMA,
         supports_response=SupportsResponse.OPTIONAL,
     )
     hass.services.async_register(

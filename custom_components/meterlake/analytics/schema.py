@@ -28,7 +28,7 @@ INTERVAL_KEY: Final = ("meter", "start")
 TIMESTAMP_COLUMNS: Final = ("start", "end", "ingested_at")
 FLOAT_COLUMNS: Final = ("value", "energy_kwh", "rate", "cost")
 
-QUALITIES: Final = ("measured", "estimated", "interpolated", "corrected")
+QUALITIES: Final = ("measured", "estimated", "interpolated", "corrected", "imported")
 KINDS: Final = ("electricity", "gas", "water", "heat", "grid")
 
 # Unit rates of a tariff. `register` is "standard", "day" or "night"; rates are per native unit
@@ -107,3 +107,18 @@ ANOMALY_COLUMNS: Final = (
     "detected_at",
 )
 ANOMALY_KINDS: Final = ("high_day", "spike", "base_load", "no_data", "implausible")
+
+# Which tariff a meter was on, over time, as archived (archive dataset `agreements`, one file
+# per meter). Key: (meter, tariff, valid_from, source). `product` is the tariff's product code
+# (AGILE-24-10-01 for the tariff E-1R-AGILE-24-10-01-C; archive.product_of); `source` says
+# where the agreement came from: the supplier ("octopus") or "file" for imported ones.
+# [valid_from, valid_to) in UTC, valid_to null = open-ended; the newer `ingested_at` wins.
+AGREEMENT_ARCHIVE_COLUMNS: Final = (
+    "meter",
+    "tariff",
+    "product",
+    "valid_from",
+    "valid_to",
+    "source",
+    "ingested_at",
+)

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from ..analytics.compose import Slots
     from .entity_meter import EntityMeters
+    from .file_meter import FileMeters
 
 SUPPLIER: Final = "composed"
 KEY_PREFIX: Final = "composed_"
@@ -317,15 +318,23 @@ class ComposedSource:
         lake: LakeReader,
         definitions: Sequence[Definition],
         entities: EntityMeters | None = None,
+        files: FileMeters | None = None,
     ):
         from .entity_meter import EntityMeters
+        from .file_meter import FileMeters
 
         self._executor = executor
         self._lake = lake
         self.definitions = {d.key: d for d in definitions}
         # Meters from Home Assistant entities (subentries of type `entity`), counted beside.
         self.entities = entities if entities is not None else EntityMeters(executor, ())
-        self._meters = (*(d.meter_info() for d in definitions), *self.entities.meters)
+        # Meters whose rows come only from imported files (subentries of type `file`).
+        self.files = files if files is not None else FileMeters(())
+        self._meters = (
+            *(d.meter_info() for d in definitions),
+            *self.entities.meters,
+            *self.files.meters,
+        )
         self.clipped = Clipped()
         # True once Home Assistant has started: before, a missing input may still be loading.
         self.started = False
@@ -364,6 +373,8 @@ class ComposedSource:
         """Compute the composed slots starting in [start, end) from the inputs' stored rows."""
         if meter.key in self.entities.definitions:
             return await self.entities.async_fetch(meter, start, end)
+        if meter.key in self.files.definitions:
+            return await self.files.async_fetch(meter, start, end)
         started = datetime.now(UTC)
         definition = self.definitions[meter.key]
         inputs: dict[str, tuple[MeterInfo, pd.DataFrame | None]] = {}
@@ -511,15 +522,18 @@ def create_source(context: SourceContext) -> ComposedSource:
     """Build the composed source from the entry's subentries (their data parsed)."""
     if context.lake is None:
         raise SourceError("composed meters need the lake")
-    from . import entity_meter
+    from . import entity_meter, file_meter
 
     definitions: list[Definition] = []
     entities: list[entity_meter.EntityDefinition] = []
+    files: list[file_meter.FileDefinition] = []
     broken: dict[str, str] = {}
     for subentry_id, subentry_type, data in context.subentries:
         try:
             if subentry_type == entity_meter.TYPE_ENTITY:
                 entities.append(entity_meter.parse(data, subentry_id))
+            elif subentry_type == file_meter.TYPE_FILE:
+                files.append(file_meter.parse(data, subentry_id))
             else:
                 definitions.append(parse(subentry_type, data, subentry_id))
         except DefinitionError as err:
@@ -530,6 +544,7 @@ def create_source(context: SourceContext) -> ComposedSource:
         context.lake,
         definitions,
         entity_meter.EntityMeters(context.executor, entities),
+        file_meter.FileMeters(files),
     )
     source.broken = broken
     return source
