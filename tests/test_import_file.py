@@ -427,3 +427,14 @@ async def test_rows_of_another_interval_length_are_set_aside(
     response = await import_file(hass, path=str(path), meter="file_old_house")
     assert response["stored"] == 1
     assert response["rejected"] == {"outside_cadence": 1}
+
+
+async def test_the_statistic_is_re_anchored_over_the_imported_window(
+    hass: HomeAssistant, demo: MockConfigEntry, imports: Path, tmp_path: Path
+) -> None:
+    await import_file(hass, path=str(_demo_csv(imports)), meter="demo_electricity")
+    total = sum(value for _, value, _ in archived(tmp_path / "lake", "demo_electricity"))
+    # the half-hour of 1 November comes before the demo's own history: every later sum moves
+    assert await statistic_sum(hass, "meterlake:demo_electricity_consumption") == pytest.approx(
+        total, rel=1e-9
+    )
