@@ -41,6 +41,7 @@ from custom_components.meterlake.analytics.intervals import empty_intervals
 from custom_components.meterlake.archive import Archive, ArchiveError
 from custom_components.meterlake.const import DOMAIN
 from custom_components.meterlake.emissions import DAILY_RECHECK, RECHECK, emissions_issue_id
+from custom_components.meterlake.lake import async_get_lake
 from custom_components.meterlake.sinks import ArchiveSink, archive_issue_id
 from custom_components.meterlake.sources.base import AuditRecord, FetchResult, MeterInfo
 from custom_components.meterlake.sources.eco2mix import Eco2mixSource
@@ -245,21 +246,23 @@ async def test_second_aligned_poll_recomputes_the_emissions(
     last = max(before)
     assert last == DEMO_UNTIL - timedelta(hours=1)
 
-    demo_coordinator = demo_entry.runtime_data.coordinator
+    # What the emissions read of the demo's electricity, through the lake.
+    lake = async_get_lake(hass)
     read_from: list[datetime | None] = []
-    stored_rows: Callable[..., Awaitable[pd.DataFrame | None]] = demo_coordinator.async_stored_rows
+    lake_rows: Callable[..., Awaitable[pd.DataFrame | None]] = lake.async_rows
 
     async def recording(
-        meter: MeterInfo, start: datetime | None, end: datetime | None
+        key: str, start: datetime | None, end: datetime | None
     ) -> pd.DataFrame | None:
-        read_from.append(start)
-        return await stored_rows(meter, start, end)
+        if key == "demo_electricity":
+            read_from.append(start)
+        return await lake_rows(key, start, end)
 
     def revised(slot: datetime) -> float:
         return intensity(slot) + 10
 
     monkeypatch.setattr(test_eco2mix_entry, "intensity", revised)
-    monkeypatch.setattr(demo_coordinator, "async_stored_rows", recording)
+    monkeypatch.setattr(lake, "async_rows", recording)
     freezer.move_to(POLL_18)
     async_fire_time_changed(hass)
     await hass.async_block_till_done(wait_background_tasks=True)

@@ -43,12 +43,17 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
     import pandas as pd
+    import pyarrow as pa
 
 FORMATS: Final = ("octopus_csv", "csv", "json", "jsonl", "sqlite")
 MAX_BYTES: Final = 512 * 1024 * 1024
 
 SQLITE_MAGIC: Final = b"SQLite format 3\x00"
 _HEAD_BYTES: Final = 64 * 1024
+# Readings read from SQLite as one string: between values char(31), for a value that is not
+# text char(30) (a text of just that character is read row by row).
+_SEPARATOR: Final = "\x1f"
+_NOT_TEXT: Final = "\x1e"
 _NAT: Final = -(2**63)
 _NS_PER_S: Final = 1_000_000_000
 _NS_PER_MINUTE: Final = 60 * _NS_PER_S
@@ -294,15 +299,19 @@ def _check_size(path: str, max_bytes: int) -> None:
         raise FileImportError("too_large", file=_name(path), size=str(size), limit=str(max_bytes))
 
 
-def _times(column: pd.Series, tz: str) -> npt.NDArray[np.int64]:
-    """A column of times (strings, numbers or datetimes) as UTC ns; _NAT where unreadable."""
+def _times(column: pd.Series | pa.Array, tz: str) -> npt.NDArray[np.int64]:
+    """A column of times (strings, numbers or datetimes) as UTC ns; _NAT where unreadable.
+
+    An Arrow array is a column of strings (as read from SQLite by _sqlite_columns).
+    """
     import numpy as np
     import pandas as pd
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     from ..analytics.intervals import localize_wall_ns
 
+    if isinstance(column, pa.Array):
+        return _text_times(column, tz)
     n = len(column)
     out = np.full(n, _NAT, dtype=np.int64)
     if not n:
@@ -338,15 +347,23 @@ def _times(column: pd.Series, tz: str) -> npt.NDArray[np.int64]:
         if not strings.any():
             return out
         texts = pa.array(items[strings], type=pa.string())
+    out[strings] = _text_times(texts, tz)
+    return out
+
+
+def _text_times(texts: pa.Array, tz: str) -> npt.NDArray[np.int64]:
+    """Arrow strings (or nulls) as UTC ns: all at once by Arrow, else _slow_times."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     texts = pc.utf8_trim_whitespace(texts)
     try:
         stamps = pc.cast(texts, pa.timestamp("ns", tz="UTC"))
     except pa.ArrowInvalid:
-        out[strings] = _slow_times(texts, tz)
-    else:
-        ints = pc.fill_null(stamps.cast(pa.int64()), _NAT)
-        out[strings] = np.asarray(ints.to_numpy(zero_copy_only=False), dtype=np.int64)
-    return out
+        return _slow_times(texts, tz)
+    ints = pc.fill_null(stamps.cast(pa.int64()), _NAT)
+    return np.asarray(ints.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 def _slow_times(texts: Any, tz: str) -> npt.NDArray[np.int64]:
@@ -508,7 +525,7 @@ class _Rows:
 
 
 def _rows_from_table(
-    table: pd.DataFrame,
+    table: pd.DataFrame | Mapping[str, Any],
     picked: Mapping[str, str],
     *,
     tz: str,
@@ -519,11 +536,14 @@ def _rows_from_table(
     placeholders: dict[str, str],
     where: str = "line",
 ) -> _Rows:
-    """Column roles -> rows; format-level rejects counted and dropped; mixed units refused."""
+    """Column roles -> rows; format-level rejects counted and dropped; mixed units refused.
+
+    `table`: a frame, or columns by name (Series, or Arrow strings for times); one line each.
+    """
     import numpy as np
     import pandas as pd
 
-    n = len(table)
+    n = len(lines)
     start = _times(table[picked["start"]], tz)
     values = table[picked["value"]]
     value = _numbers(values, decimal_comma)
@@ -910,6 +930,89 @@ def _column(items: tuple[Any, ...]) -> pd.Series:
     return pd.Series(np.asarray(array.to_pylist(), dtype=object).reshape(-1), dtype=object)
 
 
+def _sqlite_columns(
+    connection: sqlite3.Connection, table: str, roles: Mapping[str, str]
+) -> dict[str, Any] | None:
+    """The readings' columns without a Python object per value, or None: read rows instead.
+
+    Only when every row holds text in each column but the value's. Columns other than the
+    times that hold one text throughout are found by aggregates (no NULL; the least and the
+    greatest the same text). The others are read in one scan as one string: each row's texts
+    (anything else as _NOT_TEXT) and quote(value) (which reads back as the same double; -0.0
+    spelled apart), all with _SEPARATOR between them, split by Arrow. A separator inside a
+    text shows in the count, a value of another type (quoted text, NULL, a blob) in the cast.
+    Only our own SQL, with quoted identifiers.
+    """
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    value = roles["value"]
+    times = {roles.get("start"), roles.get("end")}
+    texts = [column for column in dict.fromkeys(roles.values()) if column != value]
+    others = [column for column in texts if column not in times]
+    source = quote_identifier(table)
+    out: dict[str, Any] = {}
+    try:
+        if others:
+            checks = ["COUNT(*)"]
+            for column in others:
+                name = quote_identifier(column)
+                checks += [
+                    f"COUNT({name})",
+                    f"MIN({name} COLLATE BINARY)",
+                    f"MAX({name} COLLATE BINARY)",
+                ]
+            summary = connection.execute(f"SELECT {', '.join(checks)} FROM {source}").fetchone()
+            for i, column in enumerate(others):
+                count, least, most = summary[1 + 3 * i : 4 + 3 * i]
+                if count == summary[0] and isinstance(least, str) and least == most:
+                    out[column] = least
+        varying = [column for column in texts if column not in out]
+        number = quote_identifier(value)
+        fields = [
+            *(
+                f"CASE WHEN typeof({name}) = 'text' THEN {name} ELSE char(30) END"
+                for name in map(quote_identifier, varying)
+            ),
+            f"CASE WHEN {number} = 0 AND atan2({number}, -1.0) < 0 THEN '-0.0' "
+            f"ELSE quote({number}) END",
+        ]
+        joined = " || char(31) || ".join(fields)
+        n, text = connection.execute(
+            f"SELECT COUNT(*), group_concat({joined}, char(31)) FROM {source}"
+        ).fetchone()
+    except sqlite3.Error:  # e.g. no atan2, or a string too long: rows one by one
+        return None
+    if not n or not isinstance(text, str):
+        return None
+    pieces = pc.split_pattern(pa.array([text], type=pa.string()), _SEPARATOR).flatten()
+    width = len(fields)
+    if len(pieces) != n * width:  # each row gave `width` pieces, more if a text has separators
+        return None
+    for column, constant in list(out.items()):
+        out[column] = pd.Series(np.full(n, constant, dtype=object), dtype=object)
+    for i, column in enumerate([*varying, value]):
+        strings = pieces.take(np.arange(i, n * width, width)) if width > 1 else pieces
+        if column == value:
+            try:
+                floats = pc.cast(strings, pa.float64())
+            except pa.ArrowInvalid:
+                return None
+            out[column] = pd.Series(np.asarray(floats.to_numpy(), dtype=np.float64))
+            continue
+        if pc.any(pc.equal(strings, _NOT_TEXT)).as_py():
+            return None
+        if column in times:
+            out[column] = strings
+        else:
+            encoded = pc.dictionary_encode(strings)
+            words = np.asarray(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=object)
+            out[column] = pd.Series(words[encoded.indices.to_numpy()], dtype=object)
+    return out
+
+
 @dataclass
 class _Tables:
     readings: tuple[str, dict[str, str]] | None = None
@@ -1020,10 +1123,16 @@ def _sqlite_contents(
 ) -> ParsedFile:
     import numpy as np
 
+    import pandas as pd
+
     assert found.readings is not None
     table, roles = found.readings
     placeholders = {"file": _name(path), "table": table}
-    readings = _frame(connection, table, list(roles.values()))
+    readings = _sqlite_columns(connection, table, roles)
+    if readings is None:
+        frame = _frame(connection, table, list(roles.values()))
+        readings = {str(column): frame[column] for column in frame.columns}
+    n = len(next(iter(readings.values())))
     picked = {role: column for role, column in roles.items() if role != "serial"}
     points = None
     if found.points is not None:
@@ -1039,7 +1148,9 @@ def _sqlite_contents(
             readings["__meter"] = serials.map(by_serial).fillna(serials)
             picked["meter"] = "__meter"
         elif len(points) == 1:
-            readings["__meter"] = str(points["meter"].iloc[0])
+            readings["__meter"] = pd.Series(
+                np.full(n, str(points["meter"].iloc[0]), dtype=object), dtype=object
+            )
             picked["meter"] = "__meter"
     elif "meter" not in picked and "serial" in roles:
         picked["meter"] = roles["serial"]
@@ -1049,7 +1160,7 @@ def _sqlite_contents(
         picked,
         tz=tz,
         cadence_minutes=cadence_minutes,
-        lines=np.arange(1, len(readings) + 1, dtype=np.int64),
+        lines=np.arange(1, n + 1, dtype=np.int64),
         default_unit=unit,
         decimal_comma=False,
         placeholders=placeholders,
@@ -1060,7 +1171,7 @@ def _sqlite_contents(
         frames["agreements"] = _agreements(connection, *found.agreements, tz=tz)
     if found.products is not None:
         frames["products"] = _products(connection, *found.products)
-    return _result("sqlite", rows, len(readings), **frames)
+    return _result("sqlite", rows, n, **frames)
 
 
 def _agreements(
