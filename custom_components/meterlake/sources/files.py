@@ -302,7 +302,7 @@ def _check_size(path: str, max_bytes: int) -> None:
 def _times(column: pd.Series | pa.Array, tz: str) -> npt.NDArray[np.int64]:
     """A column of times (strings, numbers or datetimes) as UTC ns; _NAT where unreadable.
 
-    An Arrow array is a column of strings (as read from SQLite by _sqlite_columns).
+    An Arrow array is a column of strings or nulls (_arrow_csv, _sqlite_columns).
     """
     import numpy as np
     import pandas as pd
@@ -416,22 +416,65 @@ def _utc(ns: npt.NDArray[np.int64]) -> Any:
     return pd.DatetimeIndex(np.asarray(ns, dtype=np.int64).view("M8[ns]")).tz_localize("UTC")
 
 
-def _strings(column: pd.Series | None, n: int) -> npt.NDArray[Any]:
+def _series(strings: pa.Array) -> pd.Series:
+    """Arrow strings as the object Series pandas reads (NaN for null)."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow.compute as pc
+
+    encoded = _encoded(strings)
+    words = np.asarray([*encoded.dictionary.to_pylist(), np.nan], dtype=object)
+    index = pc.fill_null(encoded.indices, len(encoded.dictionary)).to_numpy()
+    return pd.Series(words[np.asarray(index, dtype=np.intp)], dtype=object)
+
+
+def _encoded(strings: pa.Array) -> Any:
+    """Arrow strings as a dictionary array (as they are if already one)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return strings if pa.types.is_dictionary(strings.type) else pc.dictionary_encode(strings)
+
+
+def _strings(column: pd.Series | pa.Array | None, n: int) -> npt.NDArray[Any]:
     """Stripped strings, None for null or blank."""
     import numpy as np
     import pandas as pd
+    import pyarrow as pa
 
     if column is None:
         return np.full(n, None, dtype=object)
+    if isinstance(column, pa.Array):
+        import pyarrow.compute as pc
+
+        encoded = _encoded(column)
+        words = [str(item).strip() or None for item in encoded.dictionary.to_pylist()]
+        index = pc.fill_null(encoded.indices, len(words)).to_numpy()
+        return np.asarray([*words, None], dtype=object)[np.asarray(index, dtype=np.intp)]
     codes, uniques = pd.factorize(column, use_na_sentinel=True)
     cleaned = [str(item).strip() or None for item in uniques.tolist()]
     return np.asarray([*cleaned, None], dtype=object)[np.asarray(codes)]
 
 
-def _numbers(column: pd.Series, decimal_comma: bool) -> npt.NDArray[np.float64]:
+def _numbers(column: pd.Series | pa.Array, decimal_comma: bool) -> npt.NDArray[np.float64]:
     import numpy as np
     import pandas as pd
+    import pyarrow as pa
 
+    if isinstance(column, pa.Array):  # strings (or nulls): as an object column of them
+        import pyarrow.compute as pc
+
+        texts = pc.utf8_trim_whitespace(column)
+        if decimal_comma:
+            texts = pc.replace_substring(texts, ",", ".")
+        try:
+            floats = pc.cast(texts, pa.float64())
+        except pa.ArrowInvalid:
+            column = _series(column)
+        else:
+            return np.asarray(
+                pc.fill_null(floats, np.nan).to_numpy(zero_copy_only=False), dtype=np.float64
+            )
     if pd.api.types.is_bool_dtype(column.dtype):
         return np.full(len(column), np.nan)
     if pd.api.types.is_numeric_dtype(column.dtype):
@@ -538,19 +581,27 @@ def _rows_from_table(
 ) -> _Rows:
     """Column roles -> rows; format-level rejects counted and dropped; mixed units refused.
 
-    `table`: a frame, or columns by name (Series, or Arrow strings for times); one line each.
+    `table`: a frame, or columns by name (Series, or Arrow strings); one line each.
     """
     import numpy as np
     import pandas as pd
+    import pyarrow as pa
 
     n = len(lines)
     start = _times(table[picked["start"]], tz)
     values = table[picked["value"]]
     value = _numbers(values, decimal_comma)
-    missing = np.asarray(values.isna(), dtype=bool)
+    if isinstance(values, pa.Array):
+        missing = np.asarray(values.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    else:
+        missing = np.asarray(values.isna(), dtype=bool)
     unread = np.flatnonzero(np.isnan(value) & ~missing)
-    if len(unread) and values.dtype == object:
-        blank = [isinstance(x, str) and not x.strip() for x in values.iloc[unread].tolist()]
+    if len(unread) and (isinstance(values, pa.Array) or values.dtype == object):
+        if isinstance(values, pa.Array):
+            items = values.take(unread).to_pylist()
+        else:
+            items = values.iloc[unread].tolist()
+        blank = [isinstance(x, str) and not x.strip() for x in items]
         missing[unread[np.asarray(blank, dtype=bool)]] = True
     if "end" in picked:
         end = _times(table[picked["end"]], tz)
@@ -693,8 +744,77 @@ def _read_csv(path: str, sep: str) -> pd.DataFrame:
         ) from err
 
 
-def _csv_table(path: str) -> tuple[pd.DataFrame, str, Any]:
-    """(table without blank lines, delimiter, line numbers of its rows)."""
+def _arrow_csv(path: str, sep: str) -> tuple[dict[str, Any], Any] | None:
+    """(columns by name as Arrow strings, line numbers) of a plain CSV, as pandas reads it.
+
+    Plain: the header on the first line, no quote or NUL, every line with as many fields as the
+    header, names neither blank nor repeated, valid UTF-8. Leading spaces and tabs of a field
+    are dropped and an empty field is null (skipinitialspace, na_values [""]); rows that are
+    all null are left out. None for anything else: _read_csv reads it, and says what is wrong.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pcsv
+
+    data = Path(path).read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    first, _, _ = data.partition(b"\n")
+    if b'"' in data or b"\x00" in data or not first.strip():
+        return None
+    try:
+        raw = first.rstrip(b"\r").decode("utf-8").split(sep)
+    except UnicodeDecodeError:
+        return None
+    names = [name.lstrip(" \t") for name in raw]
+    final = [name.strip() for name in names]
+    if len(raw) < 2 or not all(names) or len(set(names)) != len(names):
+        return None
+    if len(set(final)) != len(final):
+        return None
+    invalid = 0
+
+    def handler(_row: Any) -> str:
+        nonlocal invalid
+        invalid += 1
+        return "skip"
+
+    try:
+        read = pcsv.read_csv(
+            pa.BufferReader(data),
+            read_options=pcsv.ReadOptions(column_names=raw, skip_rows=1),
+            parse_options=pcsv.ParseOptions(
+                delimiter=sep, invalid_row_handler=handler, ignore_empty_lines=False
+            ),
+            convert_options=pcsv.ConvertOptions(
+                column_types=dict.fromkeys(raw, pa.string()),
+                strings_can_be_null=False,
+                null_values=[],
+            ),
+        )
+    except pa.ArrowException:
+        return None
+    if invalid:
+        return None
+    columns: list[Any] = []
+    blank = None
+    for name in raw:
+        column = pc.utf8_ltrim(read.column(name).combine_chunks(), characters=" \t")
+        empty = pc.equal(column, "")
+        column = pc.if_else(empty, pa.scalar(None, pa.string()), column)
+        blank = empty if blank is None else pc.and_(blank, empty)
+        columns.append(column)
+    numbers = 2 + np.arange(read.num_rows, dtype=np.int64)
+    if blank is not None and pc.any(blank).as_py():
+        keep = pc.invert(blank)
+        columns = [column.filter(keep) for column in columns]
+        numbers = numbers[np.asarray(keep.to_numpy(zero_copy_only=False), dtype=bool)]
+    return dict(zip(final, columns, strict=True)), numbers
+
+
+def _csv_table(path: str) -> tuple[pd.DataFrame | dict[str, Any], list[str], str, Any]:
+    """(table without blank lines, its column names, delimiter, line numbers of its rows)."""
     import numpy as np
 
     text = _decode_head(_head(path))
@@ -703,6 +823,10 @@ def _csv_table(path: str) -> tuple[pd.DataFrame, str, Any]:
     lines = text.splitlines()
     header_line = next((i + 1 for i, line in enumerate(lines) if line.strip()), 1)
     sep = _sniff_delimiter(lines[header_line - 1] if lines else "")
+    plain = _arrow_csv(path, sep) if header_line == 1 else None
+    if plain is not None:
+        columns, numbers = plain
+        return columns, list(columns), sep, numbers
     table = _read_csv(path, sep)
     table.columns = [str(c).strip() for c in table.columns]
     blank = np.zeros(len(table), dtype=bool)
@@ -713,16 +837,16 @@ def _csv_table(path: str) -> tuple[pd.DataFrame, str, Any]:
     if blank.any():
         table = table.loc[~blank].reset_index(drop=True)
         numbers = numbers[~blank]
-    return table, sep, numbers
+    return table, list(table.columns), sep, numbers
 
 
 def _parse_octopus_csv(path: str, tz: str, cadence_minutes: int | None) -> ParsedFile:
-    table, sep, numbers = _csv_table(path)
+    table, names, sep, numbers = _csv_table(path)
     placeholders = {"file": _name(path)}
     picked = {
-        "value": _find(table.columns, ("consumption",)),
-        "start": _find(table.columns, ("start",)),
-        "end": _find(table.columns, ("end",)),
+        "value": _find(names, ("consumption",)),
+        "start": _find(names, ("start",)),
+        "end": _find(names, ("end",)),
     }
     if any(column is None for column in picked.values()):
         raise FileImportError("columns_not_found", **placeholders)
@@ -736,15 +860,15 @@ def _parse_octopus_csv(path: str, tz: str, cadence_minutes: int | None) -> Parse
         decimal_comma=sep == ";",
         placeholders=placeholders,
     )
-    return _result("octopus_csv", rows, len(table))
+    return _result("octopus_csv", rows, len(numbers))
 
 
 def _parse_csv(
     path: str, mapping: Mapping[str, str] | None, tz: str, cadence_minutes: int | None
 ) -> ParsedFile:
-    table, sep, numbers = _csv_table(path)
+    table, names, sep, numbers = _csv_table(path)
     placeholders = {"file": _name(path)}
-    picked = _pick_columns(list(table.columns), mapping, placeholders)
+    picked = _pick_columns(names, mapping, placeholders)
     unit = None if "unit" in picked else _bracket_unit(picked["value"])
     rows = _rows_from_table(
         table,
@@ -756,7 +880,7 @@ def _parse_csv(
         decimal_comma=sep == ";",
         placeholders=placeholders,
     )
-    return _result("csv", rows, len(table))
+    return _result("csv", rows, len(numbers))
 
 
 # --------------------------------------------------------------------------------------------
@@ -992,7 +1116,9 @@ def _sqlite_columns(
     if len(pieces) != n * width:  # each row gave `width` pieces, more if a text has separators
         return None
     for column, constant in list(out.items()):
-        out[column] = pd.Series(np.full(n, constant, dtype=object), dtype=object)
+        out[column] = pa.DictionaryArray.from_arrays(
+            pa.array(np.zeros(n, dtype=np.int32)), pa.array([constant], type=pa.string())
+        )
     for i, column in enumerate([*varying, value]):
         strings = pieces.take(np.arange(i, n * width, width)) if width > 1 else pieces
         if column == value:
@@ -1004,12 +1130,7 @@ def _sqlite_columns(
             continue
         if pc.any(pc.equal(strings, _NOT_TEXT)).as_py():
             return None
-        if column in times:
-            out[column] = strings
-        else:
-            encoded = pc.dictionary_encode(strings)
-            words = np.asarray(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=object)
-            out[column] = pd.Series(words[encoded.indices.to_numpy()], dtype=object)
+        out[column] = strings if column in times else pc.dictionary_encode(strings)
     return out
 
 
@@ -1122,8 +1243,8 @@ def _sqlite_contents(
     cadence_minutes: int | None,
 ) -> ParsedFile:
     import numpy as np
-
     import pandas as pd
+    import pyarrow as pa
 
     assert found.readings is not None
     table, roles = found.readings
@@ -1144,7 +1265,10 @@ def _sqlite_contents(
             by_serial = dict(
                 zip(points["serial"].astype(str), points["meter"].astype(str), strict=True)
             )
-            serials = readings[roles["serial"]].astype(str)
+            serials = readings[roles["serial"]]
+            if isinstance(serials, pa.Array):
+                serials = _series(serials)
+            serials = serials.astype(str)
             readings["__meter"] = serials.map(by_serial).fillna(serials)
             picked["meter"] = "__meter"
         elif len(points) == 1:
