@@ -168,3 +168,23 @@ def shown(result: Any) -> dict[str, Any]:
         elif key.description and "suggested_value" in key.description:
             values[str(key)] = key.description["suggested_value"]
     return values
+
+
+async def hourly_statistic(hass: Any, stat_id: str) -> list[dict[str, Any]]:
+    """Every hourly row (start, sum) of a statistic, oldest first, from the real recorder."""
+    from datetime import UTC, datetime
+
+    from homeassistant.components.recorder.statistics import statistics_during_period
+    from homeassistant.helpers.recorder import get_instance
+
+    found = await get_instance(hass).async_add_executor_job(
+        statistics_during_period,
+        hass,
+        datetime(2020, 1, 1, tzinfo=UTC),
+        None,
+        {stat_id},
+        "hour",
+        None,
+        {"sum"},
+    )
+    return list(found.get(stat_id, []))

@@ -18,20 +18,18 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.recorder.models import StatisticMeanType
 from homeassistant.components.recorder.statistics import (
     async_import_statistics,
-    statistics_during_period,
 )
 from homeassistant.config_entries import ConfigEntryState, ConfigSubentryData
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
-from homeassistant.helpers.recorder import get_instance
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from custom_components.meterlake.const import DOMAIN
 from custom_components.meterlake.diagnostics import async_get_config_entry_diagnostics
 
-from .conftest import settle
+from .conftest import hourly_statistic, settle
 
 NOW = datetime(2026, 11, 20, 12, 10, tzinfo=UTC)
 LONDON = ZoneInfo("Europe/London")
@@ -84,17 +82,8 @@ async def add_composed_entry(
 
 async def hourly_sums(hass: HomeAssistant, stat_id: str) -> dict[datetime, float]:
     """The statistic's sum per hour start."""
-    rows = await get_instance(hass).async_add_executor_job(
-        statistics_during_period,
-        hass,
-        datetime(2020, 1, 1, tzinfo=UTC),
-        None,
-        {stat_id},
-        "hour",
-        None,
-        {"sum"},
-    )
-    return {datetime.fromtimestamp(r["start"], UTC): r["sum"] for r in rows.get(stat_id, [])}
+    rows = await hourly_statistic(hass, stat_id)
+    return {datetime.fromtimestamp(r["start"], UTC): r["sum"] for r in rows}
 
 
 async def set_reading(

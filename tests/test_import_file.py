@@ -15,18 +15,16 @@ from typing import Any
 
 import duckdb
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.components.recorder.statistics import statistics_during_period
 from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
-from homeassistant.helpers.recorder import get_instance
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.meterlake.config_flow import default_options
 from custom_components.meterlake.const import DOMAIN
 
-from .conftest import DEMO_NOW, settle
+from .conftest import DEMO_NOW, hourly_statistic, settle
 
 FILES = Path(__file__).parent / "fixtures" / "files"
 HALF_HOUR = timedelta(minutes=30)
@@ -98,17 +96,7 @@ def archived(lake: Path, meter: str) -> list[tuple[Any, ...]]:
 
 
 async def statistic_sum(hass: HomeAssistant, stat_id: str) -> float:
-    rows = await get_instance(hass).async_add_executor_job(
-        statistics_during_period,
-        hass,
-        datetime(2020, 1, 1, tzinfo=UTC),
-        None,
-        {stat_id},
-        "hour",
-        None,
-        {"sum"},
-    )
-    return float(rows[stat_id][-1]["sum"])
+    return float((await hourly_statistic(hass, stat_id))[-1]["sum"])
 
 
 async def test_an_octopus_export_fills_a_file_meter(

@@ -11,7 +11,6 @@ from homeassistant.components.recorder.models import StatisticMeanType
 from homeassistant.components.recorder.statistics import (
     async_add_external_statistics,
     get_metadata,
-    statistics_during_period,
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
@@ -24,7 +23,7 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
 
 from custom_components.meterlake.const import DOMAIN
 
-from .conftest import DEMO_NOW, start_fix_flow
+from .conftest import DEMO_NOW, hourly_statistic, start_fix_flow
 
 COST = "meterlake:demo_electricity_cost"
 ISSUE = "foreign_statistic_demo_electricity_cost"
@@ -36,17 +35,7 @@ async def _settle(hass: HomeAssistant) -> None:
 
 
 async def _rows(hass: HomeAssistant, stat_id: str) -> list[dict[str, Any]]:
-    found = await get_instance(hass).async_add_executor_job(
-        statistics_during_period,
-        hass,
-        datetime(2020, 1, 1, tzinfo=UTC),
-        None,
-        {stat_id},
-        "hour",
-        None,
-        {"sum"},
-    )
-    return list(found.get(stat_id, []))
+    return await hourly_statistic(hass, stat_id)
 
 
 def _archived_cost(root: Path) -> float:
