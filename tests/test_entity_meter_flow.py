@@ -720,4 +720,4 @@ def test_the_flow_is_the_entity_subentry_flow() -> None:
     entry = MockConfigEntry(domain=DOMAIN, data={"source": "composed"})
     types = MeterLakeConfigFlow.async_get_supported_subentry_types(entry)
     assert types["entity"] is EntityMeterFlow
-    assert set(types) == {"virtual", "master", "preferred", "entity"}
+    assert set(types) == {"virtual", "master", "preferred", "entity", "file"}
