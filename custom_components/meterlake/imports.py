@@ -26,10 +26,14 @@ from typing import TYPE_CHECKING, Any, Final
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import config_validation as cv
 from homeassistant.util import dt as dt_util
+import probatio as vol
 
 from .const import DOMAIN
 from .sources.base import MeterInfo
+from .sources.file_meter import CADENCES
+from .sources.files import FORMATS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,6 +51,19 @@ ATTR_METER_POINT: Final = "meter_point"
 ATTR_REPLACE: Final = "replace"
 RAW_FOLDER: Final = "import"
 HASH_CHUNK: Final = 1 << 20
+MAPPED_COLUMNS: Final = ("start", "end", "value", "unit", "meter")
+
+IMPORT_SCHEMA: Final = vol.Schema(
+    {
+        vol.Required(ATTR_PATH): cv.string,
+        vol.Required(ATTR_METER): cv.string,
+        vol.Optional(ATTR_FORMAT): vol.In(FORMATS),
+        vol.Optional(ATTR_MAPPING): {vol.In(MAPPED_COLUMNS): cv.string},
+        vol.Optional(ATTR_CADENCE): vol.All(vol.Coerce(int), vol.In(CADENCES)),
+        vol.Optional(ATTR_METER_POINT): cv.string,
+        vol.Optional(ATTR_REPLACE, default=False): cv.boolean,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)

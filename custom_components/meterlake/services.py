@@ -27,7 +27,7 @@ from .coordinator import (
     PollReport,
     archive_unreadable,
 )
-from .imports import async_import_file
+from .imports import IMPORT_SCHEMA, async_import_file
 from .sources.base import MeterInfo, floor_to
 
 _LOGGER = logging.getLogger(__name__)
@@ -79,18 +79,6 @@ ADD_READING_SCHEMA = vol.Schema(
 )
 
 ACKNOWLEDGE_SCHEMA = vol.Schema({vol.Required(ATTR_METER): cv.string})
-
-IMPORT_SCHEMA = vol.Schema(
-    {
-        vol.Required("path"): cv.string,
-        vol.Required(ATTR_METER): cv.string,
-        vol.Optional("format"): vol.In(("octopus_csv", "csv", "json", "jsonl", "sqlite")),
-        vol.Optional("mapping"): {vol.In(("start", "end", "value", "unit", "meter")): cv.string},
-        vol.Optional("cadence_minutes"): vol.All(vol.Coerce(int), vol.In((15, 30, 60, 1440))),
-        vol.Optional("meter_point"): cv.string,
-        vol.Optional("replace", default=False): cv.boolean,
-    }
-)
 
 BACKFILL_SCHEMA = vol.Schema(
     {
