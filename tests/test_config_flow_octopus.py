@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Generator
+from datetime import UTC, datetime, timedelta
 import logging
 from typing import Any
 from unittest.mock import AsyncMock, patch
@@ -95,9 +96,29 @@ def _no_entry_setup() -> Generator[AsyncMock]:
         yield setup
 
 
-def mock_account(mock: AiohttpClientMocker, **response: Any) -> None:
+GAS_CONSUMPTION_URL = f"{API}/gas-meter-points/3456789012/meters/G4P12345678901/consumption/"
+
+
+def mock_account(
+    mock: AiohttpClientMocker, gas_days: list[dict[str, Any]] | None = None, **response: Any
+) -> None:
+    """The account; the gas meter's daily totals of the last year (none by default)."""
     mock.clear_requests()
     mock.get(ACCOUNT_URL, **(response or {"json": load_fixture_json("octopus/account.json")}))
+    mock.get(GAS_CONSUMPTION_URL, json={"count": 0, "next": None, "results": gas_days or []})
+
+
+def gas_year(per_day: float, days: int = 365) -> list[dict[str, Any]]:
+    """Daily consumption rows of the last `days` days, as the API answers group_by=day."""
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return [
+        {
+            "consumption": per_day,
+            "interval_start": (today - timedelta(days=n)).strftime("%Y-%m-%dT00:00:00Z"),
+            "interval_end": (today - timedelta(days=n - 1)).strftime("%Y-%m-%dT00:00:00Z"),
+        }
+        for n in range(days, 0, -1)
+    ]
 
 
 def octopus_entry(meters: list[dict[str, Any]], **options: Any) -> MockConfigEntry:
@@ -139,6 +160,56 @@ def selector_of(result: Any, name: str) -> Any:
 # ------------------------------------------------------------------------------ user flow
 
 
+async def meters_step(hass: HomeAssistant) -> Any:
+    result = await start_octopus(hass)
+    return await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"api_key": KEY, "account_number": ACCOUNT}
+    )
+
+
+async def test_gas_unit_preselected_as_kwh_when_a_year_of_readings_matches_the_annual_quantity(
+    hass: HomeAssistant, aioclient_mock: AiohttpClientMocker
+) -> None:
+    # consumption_standard 11000 kWh; ~30 a day = ~11000 a year: the meter reads kWh, although
+    # its serial (G4...) looks like a SMETS2 meter in m³.
+    mock_account(aioclient_mock, gas_days=gas_year(30.0))
+    result = await meters_step(hass)
+    assert schema_defaults(result)[GAS_FIELD] == "kWh"
+    checks = [call for call in aioclient_mock.mock_calls if "consumption" in str(call[1])]
+    assert len(checks) == 1
+    assert checks[0][1].query["group_by"] == "day"
+
+
+async def test_gas_unit_preselected_as_m3_when_readings_are_a_factor_below_the_annual_quantity(
+    hass: HomeAssistant, aioclient_mock: AiohttpClientMocker
+) -> None:
+    # ~2.7 a day = ~980 a year: x11.2 kWh/m³ = ~11000 kWh, the annual quantity.
+    mock_account(aioclient_mock, gas_days=gas_year(2.7))
+    result = await meters_step(hass)
+    assert schema_defaults(result)[GAS_FIELD] == "m³"
+
+
+async def test_gas_unit_keeps_the_serial_default_when_too_few_readings_tell(
+    hass: HomeAssistant, aioclient_mock: AiohttpClientMocker
+) -> None:
+    # 30 days are too few to compare with a year: the G4 serial's default (m³) stays.
+    mock_account(aioclient_mock, gas_days=gas_year(30.0, days=30))
+    result = await meters_step(hass)
+    assert schema_defaults(result)[GAS_FIELD] == "m³"
+
+
+async def test_gas_unit_check_failing_keeps_the_serial_default(
+    hass: HomeAssistant, aioclient_mock: AiohttpClientMocker
+) -> None:
+    mock_account(aioclient_mock)
+    aioclient_mock.clear_requests()
+    aioclient_mock.get(ACCOUNT_URL, json=load_fixture_json("octopus/account.json"))
+    aioclient_mock.get(GAS_CONSUMPTION_URL, status=503)
+    result = await meters_step(hass)
+    assert result["step_id"] == "octopus_meters"
+    assert schema_defaults(result)[GAS_FIELD] == "m³"
+
+
 async def test_octopus_flow_creates_entry(
     hass: HomeAssistant, aioclient_mock: AiohttpClientMocker
 ) -> None:
@@ -155,7 +226,8 @@ async def test_octopus_flow_creates_entry(
     assert result["step_id"] == "octopus_meters"
     assert result["errors"] == {}
     assert result["description_placeholders"] == {"account": ACCOUNT}
-    assert aioclient_mock.call_count == 1
+    # The account, and the gas meter's last year (to check its unit; empty here).
+    assert aioclient_mock.call_count == 2
     # Every meter point of the current home is offered and preselected; the former home's not.
     defaults = schema_defaults(result)
     assert defaults == {"meters": [IMPORT, EXPORT, GAS], GAS_FIELD: "m³"}

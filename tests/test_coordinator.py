@@ -192,7 +192,8 @@ async def test_edge_windows(hass: HomeAssistant, loaded_demo: Any) -> None:
     # A window entirely after the watermark holds nothing the source has published: stored.
     assert await coordinator.async_is_stored(ELEC, now, now + timedelta(hours=1))
     empty = FetchResult(intervals=coordinator.recent.iloc[0:0], complete_until=None)
-    assert await coordinator.async_missing(ELEC, empty, now, now + timedelta(hours=1)) == 0
+    missing = await coordinator.async_missing(ELEC, empty, now, now + timedelta(hours=1))
+    assert (missing.gap_slots, missing.quiet_slots) == (0, 0)
 
 
 def test_consumption_device_classes() -> None:

@@ -501,11 +501,16 @@ async def test_missing_slots_count_whole_quarter_hours_only(
     (meter,) = coordinator.source.meters
     nothing = FetchResult(intervals=empty_intervals(), complete_until=PUBLISHED, grid=empty_grid())
     start = PUBLISHED - timedelta(hours=2, minutes=-5)  # 10:05
-    assert await coordinator.async_missing(meter, nothing, start, start + timedelta(minutes=5)) == 0
-    assert (
-        await coordinator.async_missing(meter, nothing, start, start + timedelta(minutes=25)) == 1
-    )
-    assert await coordinator.async_missing(meter, nothing, start, start + timedelta(hours=1)) == 3
+
+    async def missing(minutes: int) -> int:
+        found = await coordinator.async_missing(
+            meter, nothing, start, start + timedelta(minutes=minutes)
+        )
+        return found.gap_slots
+
+    assert await missing(5) == 0
+    assert await missing(25) == 1
+    assert await missing(60) == 3
 
 
 async def test_tibber_cost_with_the_standing_charge_option(

@@ -37,6 +37,7 @@ from custom_components.meterlake.sources.octopus_tariffs import (
     iter_pages,
     parse_price,
     parse_tariff_code,
+    RefreshSpan,
     refresh_range,
 )
 
@@ -208,49 +209,67 @@ def _cache(
 
 def test_refresh_range_reads_only_what_the_cache_lacks() -> None:
     now = t("2026-01-25 12:00")
-    # Open-ended rate: only coverage decides.
+    # Open-ended rate, read an hour ago: only coverage of the past decides.
     entry = _cache(
         ("2026-01-10 00:00", "2026-01-20 00:00"), "2026-01-25 11:00", [("2026-01-01 00:00", None)]
     )
     assert refresh_range(None, t("2026-01-05 00:00"), t("2026-01-06 00:00"), now) == (
-        t("2026-01-05 00:00"),
-        t("2026-01-06 00:00"),
+        RefreshSpan(t("2026-01-05 00:00"), t("2026-01-06 00:00"), charges=True)
     )
     # history only: read up to where the cache starts
     assert refresh_range(entry, t("2026-01-05 00:00"), t("2026-01-15 00:00"), now) == (
-        t("2026-01-05 00:00"),
-        t("2026-01-10 00:00"),
+        RefreshSpan(t("2026-01-05 00:00"), t("2026-01-10 00:00"), charges=True)
     )
-    # forward only: from where the cache ends
+    # past slots after the cache's end: from where the cache ends
     assert refresh_range(entry, t("2026-01-12 00:00"), t("2026-01-25 00:00"), now) == (
-        t("2026-01-20 00:00"),
-        t("2026-01-25 00:00"),
+        RefreshSpan(t("2026-01-20 00:00"), t("2026-01-25 00:00"), charges=True)
     )
     # both sides: one read over the whole span
     assert refresh_range(entry, t("2026-01-05 00:00"), t("2026-01-25 00:00"), now) == (
-        t("2026-01-05 00:00"),
-        t("2026-01-25 00:00"),
+        RefreshSpan(t("2026-01-05 00:00"), t("2026-01-25 00:00"), charges=True)
     )
     assert refresh_range(entry, t("2026-01-12 00:00"), t("2026-01-18 00:00"), now) is None
 
-    # Prices known until 22:00 only, now 12:00: the next day may be out - read from 22:00 when
-    # the last read is at least 30 minutes old, else wait.
+
+def test_refresh_range_leaves_the_future_of_an_open_rate_to_the_daily_read() -> None:
+    now = t("2026-01-25 12:00")
+    entry = _cache(
+        ("2026-01-20 00:00", "2026-01-27 00:00"), "2026-01-25 11:00", [("2026-01-01 00:00", None)]
+    )
+    # Each poll's horizon moves 30 minutes on: nothing new can be known before the daily read.
+    assert refresh_range(entry, t("2026-01-22 12:00"), t("2026-01-27 12:00"), now) is None
+    # A day after the last read: from now on, rates and standing charges.
+    day_later = t("2026-01-26 11:00")
+    assert refresh_range(entry, t("2026-01-23 11:00"), t("2026-01-28 11:00"), day_later) == (
+        RefreshSpan(day_later, t("2026-01-28 11:00"), charges=True)
+    )
+    # The rules before: every poll reads forward again.
+    assert refresh_range(
+        entry, t("2026-01-22 12:00"), t("2026-01-27 12:00"), now, max_age=timedelta(0)
+    ) == RefreshSpan(now, t("2026-01-27 12:00"), charges=True)
+
+
+def test_refresh_range_waits_for_the_next_agile_day() -> None:
+    # Agile known until 23:00 UTC (GMT); the next day is published around 16:00.
     agile = _cache(
-        ("2026-01-25 00:00", "2026-01-26 00:00"),
-        "2026-01-25 11:00",
-        [("2026-01-25 21:30", "2026-01-25 22:00")],
+        ("2026-01-22 00:00", "2026-01-25 23:00"),
+        "2026-01-25 10:00",
+        [("2026-01-25 22:30", "2026-01-25 23:00")],
     )
-    assert refresh_range(agile, t("2026-01-25 10:00"), t("2026-01-26 00:00"), now) == (
-        t("2026-01-25 22:00"),
-        t("2026-01-26 00:00"),
+    need_from, need_to = t("2026-01-22 12:00"), t("2026-01-27 12:00")
+    # 12:00: 11 hours of known rates left - not yet.
+    assert refresh_range(agile, need_from, need_to, t("2026-01-25 12:00")) is None
+    # 15:00: within 8 hours of the end - unit rates from the end on, no standing charges.
+    assert refresh_range(agile, need_from, need_to, t("2026-01-25 15:00")) == (
+        RefreshSpan(t("2026-01-25 23:00"), need_to, charges=False)
     )
-    recent = replace(agile, fetched_at=t("2026-01-25 11:45"))
-    assert refresh_range(recent, t("2026-01-25 10:00"), t("2026-01-26 00:00"), now) is None
-    # Past the cache's start too: both, over the whole span.
-    assert refresh_range(agile, t("2026-01-24 00:00"), t("2026-01-26 00:00"), now) == (
-        t("2026-01-24 00:00"),
-        t("2026-01-26 00:00"),
-    )
+    # Read 10 minutes ago: wait for the next half hour.
+    recent = replace(agile, fetched_at=t("2026-01-25 15:20"))
+    assert refresh_range(recent, need_from, need_to, t("2026-01-25 15:30")) is None
+    # Past the cache's start too: both, over the whole span, standing charges included.
+    assert refresh_range(
+        agile, t("2026-01-21 00:00"), t("2026-01-26 00:00"), t("2026-01-25 15:00")
+    ) == RefreshSpan(t("2026-01-21 00:00"), t("2026-01-26 00:00"), charges=True)
 
 
 async def test_product_payload_shapes(

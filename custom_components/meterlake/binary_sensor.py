@@ -1,7 +1,9 @@
-"""Binary sensors: tomorrow's spot prices are out (Tibber); unusual consumption (every meter).
+"""Binary sensors: tomorrow's prices or rates are out; unusual consumption (every meter).
 
-Automations that plan tomorrow (charging, heating) wait for the first to turn on; the second
-is on while a meter's newest anomaly is active (anomalies.AnomalyMonitor).
+Automations that plan tomorrow (charging, heating) wait for the first to turn on: spot prices
+(Tibber), or the half-hour rates of a tariff that changes every slot (Octopus Agile, told from
+the data: analytics.rate_slots.changes_every_slot). The second is on while a meter's newest
+anomaly is active (anomalies.AnomalyMonitor).
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from homeassistant.components.binary_sensor import (
 from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.util import dt as dt_util
 
 from .anomalies import AnomalyMonitor, FollowsAnomalies
 from .coordinator import MeterLakeConfigEntry, MeterLakeCoordinator, MeterSnapshot
 from .entity import MeterLakeEntity
+from .rate_lists import FollowsRateList, has_rate_table, rate_frames
 from .sources.base import MeterInfo
 
 # Read-only from the coordinator's snapshot: no request per entity.
@@ -48,6 +52,33 @@ def _has_prices(coordinator: MeterLakeCoordinator, meter: MeterInfo) -> bool:
     return coordinator.source.capabilities.spot_prices and not meter.is_export
 
 
+TOMORROW_RATES = MeterLakeBinarySensorDescription(
+    key="tomorrow_rates",
+    translation_key="tomorrow_rates",
+    value_fn=lambda s: None,
+)
+
+
+async def _changes_every_slot(
+    hass: HomeAssistant, coordinator: MeterLakeCoordinator, meter: MeterInfo
+) -> bool:
+    """A supplier tariff with a rate per half-hour (Agile), from the rates of the first poll.
+
+    Decided when the entry loads: a change of tariff takes effect at the next reload (the
+    agreements change, and Home Assistant reloads the entry on the next start anyway).
+    """
+    if coordinator.source.capabilities.spot_prices or not has_rate_table(coordinator, meter):
+        return False
+    frames = rate_frames(coordinator, meter)
+    if frames is None:
+        return False
+    from .analytics.rate_slots import changes_every_slot
+
+    return await hass.async_add_executor_job(
+        changes_every_slot, frames[0], frames[1], meter.key, dt_util.utcnow()
+    )
+
+
 UNUSUAL_CONSUMPTION = MeterLakeBinarySensorDescription(
     key="unusual_consumption",
     translation_key="unusual_consumption",
@@ -61,12 +92,19 @@ async def async_setup_entry(
     entry: MeterLakeConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Tomorrow's prices for each import meter of a spot-price source; anomalies per meter."""
+    """Tomorrow's prices (spot-price import meters) or rates (Agile meters); anomalies."""
     coordinator = entry.runtime_data.coordinator
     async_add_entities(
         MeterLakeBinarySensor(coordinator, meter, TOMORROW_PRICES)
         for meter in coordinator.source.meters
         if _has_prices(coordinator, meter)
+    )
+    async_add_entities(
+        [
+            TomorrowRatesSensor(coordinator, meter, TOMORROW_RATES)
+            for meter in coordinator.source.meters
+            if await _changes_every_slot(hass, coordinator, meter)
+        ]
     )
     monitor = entry.runtime_data.anomalies
     if monitor is None:
@@ -90,6 +128,19 @@ class MeterLakeBinarySensor(MeterLakeEntity, BinarySensorEntity):
         """The snapshot's value."""
         snapshot = self.snapshot
         return None if snapshot is None else self.entity_description.value_fn(snapshot)
+
+
+class TomorrowRatesSensor(FollowsRateList, MeterLakeBinarySensor):
+    """On when tomorrow's rates are out (analytics.rate_slots.day_rates).
+
+    Every half-hour of tomorrow (the meter's local day) up to 23:00 has a rate: the GB
+    day-ahead day that Agile publishes around 16:00 UK time.
+    """
+
+    @property
+    def is_on(self) -> bool | None:
+        """Whether tomorrow's list is complete; unknown before the first rate table."""
+        return None if self.day_rates is None else self.day_rates.tomorrow_complete
 
 
 class UnusualConsumptionSensor(FollowsAnomalies, MeterLakeBinarySensor):

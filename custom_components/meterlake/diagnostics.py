@@ -18,6 +18,8 @@ from .coordinator import (
     MeterSnapshot,
     RebuildProgress,
 )
+from .redact import scrub_data, secrets_in
+from .sources.base import polls_adaptively
 from .sources.composed import ComposedSource
 
 TO_REDACT = {
@@ -27,6 +29,9 @@ TO_REDACT = {
     "archive_access_key",
     "archive_secret_key",
     "archive_endpoint",
+    "archive_account_key",
+    "archive_sas_token",
+    "archive_account_name",
     "api_key",
     "access_token",
     "account_number",
@@ -73,7 +78,7 @@ async def async_get_config_entry_diagnostics(
         for index, meter in enumerate(coordinator.source.meters)
         if meter.key in data
     }
-    return async_redact_data(
+    redacted = async_redact_data(
         {
             "entry": {
                 "title": entry.title,
@@ -94,6 +99,8 @@ async def async_get_config_entry_diagnostics(
             else {
                 "started": report.started.isoformat(),
                 "rows": [report.rows.get(meter.key, 0) for meter in coordinator.source.meters],
+                # Adaptive polling: meters not asked because no new data was due yet.
+                "not_due": [meter.key in report.skipped for meter in coordinator.source.meters],
                 "requests": [
                     {
                         "endpoint": record.endpoint,
@@ -106,6 +113,7 @@ async def async_get_config_entry_diagnostics(
                 ],
             },
             "snapshots": snapshots,
+            "next_data_expected": _next_data_expected(coordinator),
             "archive": {
                 "kind": _root_kind(coordinator.archive.root_option),
                 "last_error": coordinator.archive.last_error,
@@ -132,6 +140,9 @@ async def async_get_config_entry_diagnostics(
         },
         TO_REDACT,
     )
+    # Keys are redacted above; error texts and other values lose any credential they carry.
+    scrubbed: dict[str, Any] = scrub_data(redacted, secrets_in(entry.data, entry.options))
+    return scrubbed
 
 
 def _snapshot_dict(snapshot: MeterSnapshot) -> dict[str, Any]:
@@ -262,3 +273,16 @@ def _rebuild_dict(progress: RebuildProgress | None) -> dict[str, Any] | None:
 def _root_kind(root: str) -> str:
     """`local`, or the URI scheme (`s3`, `gs`, `abfs`): never the path or its credentials."""
     return root.split("://", 1)[0] if "://" in root else "local"
+
+
+def _next_data_expected(coordinator: MeterLakeCoordinator) -> dict[str, str | None] | None:
+    """Per meter, when adaptive polling expects its next data (None where not adaptive)."""
+    source = coordinator.source
+    if not polls_adaptively(source):
+        return None
+    return {
+        f"meter_{index}": None
+        if (expected := source.next_data_expected(meter)) is None
+        else expected.isoformat()
+        for index, meter in enumerate(source.meters)
+    }

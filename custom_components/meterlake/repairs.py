@@ -21,6 +21,7 @@ from homeassistant.helpers import issue_registry as ir
 
 from .config_flow import _options_schema, async_validate_options_form
 from .const import DOMAIN
+from .gas_unit_check import GAS_UNIT_PREFIX
 from .options import INVALID_OPTIONS_PREFIX, invalid_options_issue_id, sanitize_options
 from .sinks import FOREIGN_STATISTIC_PREFIX
 
@@ -154,9 +155,61 @@ class ForeignStatisticRepairFlow(RepairsFlow):
         return self.async_create_entry(data={})
 
 
+class GasUnitRepairFlow(RepairsFlow):
+    """Re-read a gas meter's stored history in the unit its annual quantity says it reads.
+
+    The issue (gas_unit_check.async_check_gas_units) carries the entry, the meter and the unit
+    that fits; on confirmation the history is converted, the entry's unit changed and the
+    statistics rebuilt (gas_unit_check.async_convert_gas_unit).
+    """
+
+    def __init__(self, data: IssueData) -> None:
+        """Entry, meter and unit come from the issue's data."""
+        found = data or {}
+        self._entry_id = str(found.get("entry_id") or "")
+        self._meter = str(found.get("meter") or "")
+        self._unit = str(found.get("unit") or "")
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> RepairsFlowResult:
+        """Confirm first: the stored history is rewritten."""
+        return await self.async_step_confirm()
+
+    async def async_step_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> RepairsFlowResult:
+        """Convert the history, switch the unit, rebuild the statistics, close the issue."""
+        from homeassistant.exceptions import HomeAssistantError
+
+        from .coordinator import MeterLakeConfigEntry
+        from .gas_unit_check import async_convert_gas_unit
+
+        entry: MeterLakeConfigEntry | None = self.hass.config_entries.async_get_entry(
+            self._entry_id
+        )
+        if entry is None or entry.domain != DOMAIN:
+            return self.async_abort(reason="entry_not_found")
+        if entry.state is not ConfigEntryState.LOADED:
+            return self.async_abort(reason="entry_not_loaded")
+        meters = entry.runtime_data.coordinator.source.meters
+        if not any(m.key == self._meter for m in meters):
+            return self.async_abort(reason="meter_gone")
+        if user_input is None:
+            issue = ir.async_get(self.hass).async_get_issue(DOMAIN, self.issue_id)
+            placeholders = dict((issue.translation_placeholders or {}) if issue else {})
+            return self.async_show_form(step_id="confirm", description_placeholders=placeholders)
+        try:
+            await async_convert_gas_unit(self.hass, entry, self._meter, self._unit)
+        except HomeAssistantError as err:
+            return self.async_abort(
+                reason="conversion_failed", description_placeholders={"error": str(err)}
+            )
+        return self.async_create_entry(data={})
+
+
 FIX_FLOWS: Final[dict[str, FixFlowFactory]] = {
     INVALID_OPTIONS_PREFIX: lambda entry_id, _data: InvalidOptionsRepairFlow(entry_id),
     FOREIGN_STATISTIC_PREFIX: lambda _rest, data: ForeignStatisticRepairFlow(data),
+    GAS_UNIT_PREFIX: lambda _rest, data: GasUnitRepairFlow(data),
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.components.sensor import (
@@ -29,6 +30,7 @@ from homeassistant.const import (
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
+from homeassistant.util import dt as dt_util
 
 from .const import PERIMETER_NATIONAL
 from .coordinator import (
@@ -40,6 +42,7 @@ from .coordinator import (
     TariffPart,
 )
 from .entity import MeterLakeEntity
+from .rate_lists import FollowsRateList, has_rate_table
 from .sources.base import MeterInfo
 
 if TYPE_CHECKING:
@@ -447,19 +450,34 @@ async def async_setup_entry(
         # A composed meter belongs to its subentry (deleting it removes its device).
         async_add_entities(
             (
-                MeterLakeSensor(coordinator, meter, description)
+                _sensor_class(coordinator, meter, description)(coordinator, meter, description)
                 for description in descriptions_for(coordinator, meter)
             ),
             config_subentry_id=meter.extra.get("subentry_id"),
         )
 
 
+def _sensor_class(
+    coordinator: MeterLakeCoordinator, meter: MeterInfo, description: MeterLakeSensorDescription
+) -> type[MeterLakeSensor]:
+    """Current and next rate of a meter with a unit-rate table follow its day list."""
+    if coordinator.source.capabilities.spot_prices or not has_rate_table(coordinator, meter):
+        # Spot prices list themselves (`prices`) and say when the next one starts.
+        return MeterLakeSensor
+    if description.key == "current_rate":
+        return CurrentRateSensor
+    if description.key == "next_rate":
+        return NextRateSensor
+    return MeterLakeSensor
+
+
 class MeterLakeSensor(MeterLakeEntity, SensorEntity):
     """A sensor whose value comes from the meter's snapshot."""
 
     entity_description: MeterLakeSensorDescription
-    # Up to two days of 15-minute prices: useful to cards, too big and noisy for the recorder.
-    _unrecorded_attributes = frozenset({"prices"})
+    # Up to two days of 15-minute prices or half-hour rates: useful to cards and automations,
+    # too big and noisy for the recorder.
+    _unrecorded_attributes = frozenset({"prices", "rates"})
 
     def __init__(
         self,
@@ -490,3 +508,48 @@ class MeterLakeSensor(MeterLakeEntity, SensorEntity):
         if snapshot is None or self.entity_description.attributes_fn is None:
             return None
         return self.entity_description.attributes_fn(snapshot)
+
+
+class CurrentRateSensor(FollowsRateList, MeterLakeSensor):
+    """The current rate, with today's and tomorrow's published slots as `rates`.
+
+    Each slot is {start, end, value} (ISO 8601, the rate incl. VAT per unit of the sensor);
+    half-hours for every tariff, a fixed one too; at most MAX_LISTED_SLOTS (two local days of
+    half-hours, the 50-slot DST day included). Not recorded.
+    """
+
+    @property
+    def extra_state_attributes(self) -> Mapping[str, Any] | None:
+        """The base attributes plus the day list."""
+        attributes = dict(super().extra_state_attributes or {})
+        if self.day_rates is not None:
+            attributes["rates"] = [slot.as_dict() for slot in self.day_rates.slots]
+        return attributes or None
+
+
+class NextRateSensor(FollowsRateList, MeterLakeSensor):
+    """The next different rate; on a flat tariff the current rate with `start` null.
+
+    "Flat": every slot from now to the end of the list (tomorrow) is published, without a
+    gap, at the current rate, and tomorrow counts as published (rate_slots.day_rates). A
+    rate not yet published (Agile before 16:00 UK time) still leaves the sensor unknown: the
+    next rate is then not known, which is not "no change".
+    """
+
+    @property
+    def native_value(self) -> StateType | datetime:
+        """The snapshot's next rate, else the current one when nothing changes."""
+        value = super().native_value
+        snapshot = self.snapshot
+        found = self.day_rates
+        if value is not None or snapshot is None or snapshot.tariff is None or found is None:
+            return value
+        current = snapshot.tariff.current_rate
+        if current is None or not found.tomorrow_complete:
+            return None
+        now = dt_util.utcnow()
+        upcoming = [slot for slot in found.slots if slot.end > now]
+        flat = all(slot.value == current for slot in upcoming) and all(
+            earlier.end == later.start for earlier, later in pairwise(upcoming)
+        )
+        return current if upcoming and flat else None

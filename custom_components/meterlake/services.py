@@ -28,6 +28,7 @@ from .coordinator import (
     archive_unreadable,
 )
 from .imports import IMPORT_SCHEMA, async_import_file
+from .redact import scrub
 from .sources.base import MeterInfo, floor_to
 
 _LOGGER = logging.getLogger(__name__)
@@ -253,7 +254,7 @@ async def _async_backfill(call: ServiceCall) -> ServiceResponse:
             translation_domain=DOMAIN,
             translation_key="backfill_failed",
             translation_placeholders={
-                "error": "; ".join(str(item["error"]) for item in summary.values())
+                "error": scrub("; ".join(str(item["error"]) for item in summary.values()))
             },
         )
     return {"meters": summary}
@@ -271,7 +272,7 @@ async def _backfill_meters(
 ) -> None:
     for meter in coordinator.source.meters:
         fetched = skipped = 0
-        missing = 0
+        missing = quiet = 0
         error: str | None = None
         for window_start, window_end in backfill_windows(start, now):
             if not force and await coordinator.async_is_stored(meter, window_start, window_end):
@@ -285,17 +286,20 @@ async def _backfill_meters(
                     raise HomeAssistantError(
                         translation_domain=DOMAIN,
                         translation_key="backfill_failed",
-                        translation_placeholders={"error": str(err)},
+                        translation_placeholders={"error": scrub(str(err))},
                     ) from err
                 except HomeAssistantError as err:
                     # This meter stops here (what was read is stored); the others go on.
-                    error = str(err)
+                    error = scrub(str(err))
                     break
                 fetched += 1
-                missing += await coordinator.async_missing(meter, result, window_start, window_end)
+                slots = await coordinator.async_missing(meter, result, window_start, window_end)
+                missing += slots.gap_slots
+                quiet += slots.quiet_slots
             _LOGGER.info(
-                "Backfill of %s: %s to %s done (%d windows fetched, %d skipped)",
+                "Backfill of %s, %s: %s to %s done (%d windows fetched, %d skipped)",
                 title,
+                meter.name,
                 window_start.date(),
                 window_end.date(),
                 fetched,
@@ -310,6 +314,8 @@ async def _backfill_meters(
             "rows_fetched": report.rows.get(meter.key, 0),
             "rows_stored": report.stored.get(meter.key, 0),
             "missing_intervals": missing,
+            # An export meter's slots without a published row on days that have rows.
+            "quiet_intervals": quiet,
         }
 
 

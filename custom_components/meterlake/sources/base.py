@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 import aiohttp
 
 from ..const import DEFAULT_OVERLAP
+from ..redact import scrub
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -172,7 +173,10 @@ class Capabilities:
     tomorrow-prices binary sensor, refreshes each quarter hour); `grid` means it describes
     the grid (its meters are of kind `grid`, with grid rows); `aligned_minutes` are the
     minutes past the hour (UTC) polls run at instead of a fixed interval; `derived` means it
-    reads the lake (composed meters) and has no tariff of its own.
+    reads the lake (composed meters) and has no tariff of its own. `adaptive` means it is an
+    AdaptiveSource: scheduled polls ask it which meters are due. `revision_window` (e.g. 35
+    days) is re-read once a day and `gap_window` (e.g. 13 months) searched for missing ranges
+    once a week, by the sweep (docs/architecture.md, "Late data and revisions").
     """
 
     overlap: timedelta = DEFAULT_OVERLAP
@@ -183,6 +187,9 @@ class Capabilities:
     # How late the newest interval normally is: older than this, a meter has stopped sending
     # (the `no_data` anomaly).
     normal_delay: timedelta = timedelta(hours=36)
+    adaptive: bool = False
+    revision_window: timedelta | None = None
+    gap_window: timedelta | None = None
 
 
 class Source(Protocol):
@@ -214,6 +221,21 @@ class SpotPriceSource(Source, Protocol):
 def has_spot_prices(source: Source) -> TypeGuard[SpotPriceSource]:
     """True when the source declares spot prices, and so has `price_slots`."""
     return source.capabilities.spot_prices
+
+
+class AdaptiveSource(Source, Protocol):
+    """A source that knows when each meter's next data is due (`capabilities.adaptive`)."""
+
+    def poll_due(self, meter: MeterInfo, now: datetime) -> bool:
+        """Whether a scheduled poll at `now` should fetch `meter`."""
+
+    def next_data_expected(self, meter: MeterInfo) -> datetime | None:
+        """When the meter's next data may appear, as learned so far; None if unknown."""
+
+
+def polls_adaptively(source: Source) -> TypeGuard[AdaptiveSource]:
+    """True when the source declares adaptive polling, and so has `poll_due`."""
+    return source.capabilities.adaptive
 
 
 class SourceError(Exception):
@@ -327,11 +349,8 @@ class HttpClient:
     auth_statuses: frozenset[int] = AUTH_STATUSES
 
     def scrub(self, text: str) -> str:
-        """Remove every secret from `text`."""
-        for secret in self.redact:
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        """Remove every secret from `text` (these and any recognisable credential)."""
+        return scrub(text, self.redact)
 
     async def request(
         self,

@@ -46,6 +46,7 @@ from .octopus_account import (
     SUPPLIER,
     UNIT_M3,
     DiscoveredMeter,
+    annual_quantity,
     async_fetch_account,
     basic_auth,
     default_gas_unit,
@@ -58,6 +59,7 @@ from .octopus_account import (
 )
 from .octopus_tariffs import (
     TARIFF_CODE_RE,
+    TARIFF_MAX_AGE,
     TariffCache,
     TariffRef,
     async_read_prices,
@@ -67,6 +69,7 @@ from .octopus_tariffs import (
     parse_tariff_code,
     refresh_range,
 )
+from .polling import PublicationSchedule
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -78,6 +81,7 @@ __all__ = [
     "OctopusFetchResult",
     "OctopusPartialFetchError",
     "OctopusSource",
+    "RequestRules",
     "async_fetch_account",
     "create_source",
     "default_gas_unit",
@@ -101,18 +105,43 @@ ACCOUNT_MAX_AGE: Final = timedelta(hours=6)
 RATE_LOOKAHEAD: Final = timedelta(days=2)
 
 
+@dataclass(frozen=True, slots=True)
+class RequestRules:
+    """How sparingly the source asks (docs/architecture.md, "Requests").
+
+    `tariff_max_age`: a tariff's rates and a product look-up are re-read after this long (and
+    when agreements change, or while the next Agile day is awaited). `adaptive`: scheduled polls
+    follow each meter's PublicationSchedule instead of every tick. `skip_silent_serials`: a
+    serial that returned nothing while its successor reported is asked again once a day only.
+    """
+
+    tariff_max_age: timedelta = TARIFF_MAX_AGE
+    adaptive: bool = True
+    skip_silent_serials: bool = True
+
+
+# The rules before adaptive polling (every tick, every serial, every tariff): bench baseline.
+EVERY_TICK: Final = RequestRules(
+    tariff_max_age=timedelta(0), adaptive=False, skip_silent_serials=False
+)
+SILENT_RECHECK: Final = timedelta(days=1)
+
+
 @dataclass(slots=True)
 class OctopusFetchResult(FetchResult):
     """FetchResult plus what a replacement or an unpriced tariff left behind.
 
     `superseded`: rows of an earlier-installed meter dropped because a later one reported the
-    same slot. `silent_serials`: serials that returned no row in the window (noted, no error).
+    same slot. `silent_serials`: serials that returned no row in the window (noted, no error);
+    `skipped_serials`: serials not asked because they stayed silent after their successor
+    started (RequestRules.skip_silent_serials).
     `unresolved_tariffs`: agreement codes no rate could be found for (their intervals are
     counted in `unrated`).
     """
 
     superseded: int = 0
     silent_serials: tuple[str, ...] = ()
+    skipped_serials: tuple[str, ...] = ()
     unresolved_tariffs: tuple[str, ...] = ()
 
 
@@ -136,6 +165,15 @@ class _SerialRead:
     rows: list[dict[str, Any]] = field(default_factory=list)
     failed: bool = False
     not_found: bool = False
+    skipped: bool = False
+
+
+@dataclass
+class _Silence:
+    """A serial that returned nothing from `since` on while another serial reported."""
+
+    since: datetime
+    checked_at: datetime
 
 
 @dataclass
@@ -155,7 +193,15 @@ class OctopusSource:
     supplier = SUPPLIER
     update_interval = timedelta(minutes=30)
     # Each poll re-reads from watermark - overlap: late and corrected readings arrive.
-    capabilities = Capabilities(overlap=timedelta(days=3), normal_delay=timedelta(hours=48))
+    # The daily sweep re-reads 35 days (late data, revisions); the weekly one every missing
+    # range of 13 months.
+    capabilities = Capabilities(
+        overlap=timedelta(days=3),
+        normal_delay=timedelta(hours=48),
+        adaptive=True,
+        revision_window=timedelta(days=35),
+        gap_window=timedelta(days=396),
+    )
 
     def __init__(
         self,
@@ -171,6 +217,7 @@ class OctopusSource:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         now: Callable[[], datetime] = _utcnow,
         policy: RetryPolicy | None = None,
+        rules: RequestRules | None = None,
     ) -> None:
         self._session = session
         self._api_key = api_key
@@ -183,10 +230,14 @@ class OctopusSource:
         self._sleep = sleep
         self._now = now
         self._policy = policy or RetryPolicy()
+        self._rules = rules or RequestRules()
+        self._schedules: dict[str, PublicationSchedule] = {}
+        self._silence: dict[tuple[str, str], _Silence] = {}
         self._account: dict[str, Any] | None = None
         self._account_at: datetime | None = None
         self._agreements_seen: dict[str, tuple[tuple[str, datetime, datetime | None], ...]] = {}
-        self._refs: dict[str, TariffRef | None] = {}
+        # Product look-ups of legacy codes: (ref, when read), re-read like a tariff's rates.
+        self._refs: dict[str, tuple[TariffRef | None, datetime]] = {}
         self._tariffs: dict[str, TariffCache] = {}
         self._first_reading: dict[tuple[str, str], datetime | None] = {}
         secrets = [api_key, account_number]
@@ -200,6 +251,25 @@ class OctopusSource:
     def meters(self) -> Sequence[MeterInfo]:
         """The selected meter points of the account."""
         return self._meters
+
+    def poll_due(self, meter: MeterInfo, now: datetime) -> bool:
+        """Whether a scheduled poll at `now` should ask for `meter` (adaptive polling)."""
+        if not self._rules.adaptive:
+            return True
+        return self._schedule(meter).due(now)
+
+    def next_data_expected(self, meter: MeterInfo) -> datetime | None:
+        """When the meter's next batch may appear, as learned so far (diagnostics)."""
+        return self._schedule(meter).expected
+
+    def annual_quantity(self, meter: MeterInfo) -> float | None:
+        """The meter point's annual quantity (kWh) from the last account read; None if unknown."""
+        if self._account is None:
+            return None
+        return annual_quantity(self._account, meter.kind, str(meter.extra.get("point") or ""))
+
+    def _schedule(self, meter: MeterInfo) -> PublicationSchedule:
+        return self._schedules.setdefault(meter.key, PublicationSchedule())
 
     def _client(self, *, keep_raw: bool = False) -> HttpClient:
         return HttpClient(
@@ -226,6 +296,8 @@ class OctopusSource:
         client = self._client(keep_raw=True)
         ingested = self._now()
         reads, failure = await self._read_consumption(client, meter, start, end)
+        skipped = tuple(r.serial for r in reads if r.skipped)
+        reads = [r for r in reads if not r.skipped]
         prepared = await self._executor(
             partial(
                 _prepare,
@@ -238,6 +310,8 @@ class OctopusSource:
                 correction=self._volume_correction,
             )
         )
+        self._note_silence(meter, reads, prepared.last_end, start, ingested)
+        self._schedule(meter).observe(ingested, max(prepared.last_end.values(), default=None))
         superseded = 0
         if prepared.overlapping:
             ranks = await self._install_order(client, meter, prepared.first_in_window)
@@ -246,8 +320,11 @@ class OctopusSource:
         tariff_error: SourceUnavailableError | None = None
         agreements: list[_Agreement] = []
         unresolved: list[str] = []
+        rate_rejections: Counter[str] = Counter()
         try:
-            agreements, unresolved = await self._agreements(client, meter, start, end)
+            agreements, unresolved = await self._agreements(
+                client, meter, start, end, rate_rejections
+            )
         except SourceUnavailableError as err:
             tariff_error = err
         priced = await self._executor(
@@ -279,10 +356,11 @@ class OctopusSource:
             silent_serials=tuple(
                 r.serial for r in reads if not r.failed and r.serial not in prepared.last_end
             ),
+            skipped_serials=skipped,
             unresolved_tariffs=tuple(unresolved),
         )
         result.complete_until = _complete_until(reads, prepared.last_end, failure, start, end)
-        self._finish_audit(client, result, meter, prepared.rejected)
+        self._finish_audit(client, result, meter, Counter(prepared.rejected) + rate_rejections)
         if tariff_error is not None:
             result.complete_until = None
         if (error := failure or tariff_error) is not None:
@@ -310,6 +388,9 @@ class OctopusSource:
         for serial in meter.serials:
             read = _SerialRead(serial)
             reads.append(read)
+            if self._is_silent(meter, serial, start):
+                read.skipped = True
+                continue
             try:
                 async for page in iter_pages(
                     client,
@@ -332,9 +413,38 @@ class OctopusSource:
             except SourceUnavailableError as err:
                 read.failed = True
                 failure = failure or err
-        if reads and all(r.not_found for r in reads):
+        asked = [r for r in reads if not r.skipped]
+        if asked and all(r.not_found for r in asked):
             raise SourceNotFoundError(f"octopus: no meter of this {meter.kind} point was found")
         return reads, failure
+
+    def _is_silent(self, meter: MeterInfo, serial: str, start: datetime) -> bool:
+        """A serial silent since before `start`, checked within a day: not asked again."""
+        if not self._rules.skip_silent_serials:
+            return False
+        silence = self._silence.get((str(meter.extra["point"]), serial))
+        return (
+            silence is not None
+            and start >= silence.since
+            and self._now() - silence.checked_at < SILENT_RECHECK
+        )
+
+    def _note_silence(
+        self,
+        meter: MeterInfo,
+        reads: Sequence[_SerialRead],
+        last_end: Mapping[str, datetime],
+        start: datetime,
+        now: datetime,
+    ) -> None:
+        """Remember serials that returned nothing while another serial of the point reported."""
+        point = str(meter.extra["point"])
+        for read in reads:
+            key = (point, read.serial)
+            if read.serial in last_end:
+                self._silence.pop(key, None)
+            elif not read.failed and last_end:
+                self._silence[key] = _Silence(since=start, checked_at=now)
 
     async def _install_order(
         self, client: HttpClient, meter: MeterInfo, first_in_window: Mapping[str, datetime]
@@ -385,7 +495,12 @@ class OctopusSource:
         return account
 
     async def _agreements(
-        self, client: HttpClient, meter: MeterInfo, start: datetime, end: datetime
+        self,
+        client: HttpClient,
+        meter: MeterInfo,
+        start: datetime,
+        end: datetime,
+        rejected: Counter[str],
     ) -> tuple[list[_Agreement], list[str]]:
         """Agreements overlapping the window (+ lookahead), with their rates cached and fresh."""
         account = await self._account_payload(client)
@@ -397,6 +512,7 @@ class OctopusSource:
             # An agreement changed (new tariff, or an end date set): read its rates again.
             for code in {s[0] for s in set(previous) ^ set(snapshot)}:
                 self._tariffs.pop(code, None)
+                self._refs.pop(code, None)
         self._agreements_seen[meter.key] = snapshot
 
         override = meter.extra.get("tariff_override") or None
@@ -417,7 +533,7 @@ class OctopusSource:
             used.append(_Agreement(ref.code, agreement.valid_from, agreement.valid_to))
             need_from = max(start, agreement.valid_from)
             need_to = min(horizon, agreement.valid_to or horizon)
-            await self._refresh_rates(client, ref, need_from, need_to)
+            await self._refresh_rates(client, ref, need_from, need_to, rejected)
         return used, unresolved
 
     async def _resolve(
@@ -430,35 +546,52 @@ class OctopusSource:
             return None
         if (ref := parse_tariff_code(override)) is not None:
             return ref
-        if code not in self._refs:
-            try:
-                self._refs[code] = await async_resolve_via_product(client, override, code)
-            except SourceNotFoundError:
-                self._refs[code] = None
-        return self._refs[code]
+        now = self._now()
+        cached = self._refs.get(code)
+        if cached is not None and now - cached[1] < self._rules.tariff_max_age:
+            return cached[0]
+        try:
+            ref = await async_resolve_via_product(client, override, code)
+        except SourceNotFoundError:
+            ref = None
+        except SourceUnavailableError:
+            if cached is None:
+                raise
+            return cached[0]  # the stale look-up until the product answers again
+        self._refs[code] = (ref, now)
+        return ref
 
     async def _refresh_rates(
-        self, client: HttpClient, ref: TariffRef, need_from: datetime, need_to: datetime
+        self,
+        client: HttpClient,
+        ref: TariffRef,
+        need_from: datetime,
+        need_to: datetime,
+        rejected: Counter[str],
     ) -> None:
         """Read what the cache of `ref` lacks for [need_from, need_to); keep stale on failure."""
         entry = self._tariffs.get(ref.code)
         now = self._now()
-        span = refresh_range(entry, need_from, need_to, now)
+        span = refresh_range(entry, need_from, need_to, now, max_age=self._rules.tariff_max_age)
         if span is None:
             return
         try:
-            rates, charges = await async_read_prices(client, ref, span[0], span[1])
+            rates, charges = await async_read_prices(
+                client, ref, span.start, span.end, charges=span.charges, rejected=rejected
+            )
         except SourceUnavailableError:
             if entry is None or entry.covered_from > need_from:
                 raise
             return
         if entry is None:
-            entry = TariffCache(ref, span[0], span[1], now)
+            entry = TariffCache(ref, span.start, span.end, now)
             self._tariffs[ref.code] = entry
         entry.merge(rates, charges)
-        entry.covered_from = min(entry.covered_from, span[0])
-        entry.covered_to = max(entry.covered_to, span[1])
-        entry.fetched_at = now
+        entry.covered_from = min(entry.covered_from, span.start)
+        entry.covered_to = max(entry.covered_to, span.end)
+        if span.end > now:
+            # A read of the future: the daily and publication clocks restart.
+            entry.fetched_at = now
 
     # ---------------------------------------------------------------------------- audit
 
@@ -476,6 +609,8 @@ class OctopusSource:
             notes.append(f"{result.superseded} rows of an earlier meter superseded")
         if result.silent_serials:
             notes.append(f"{len(result.silent_serials)} meter(s) returned no data")
+        if result.skipped_serials:
+            notes.append(f"{len(result.skipped_serials)} silent meter(s) not asked")
         if result.unresolved_tariffs:
             notes.append(f"{len(result.unresolved_tariffs)} tariff(s) unresolved")
         result.audit.append(

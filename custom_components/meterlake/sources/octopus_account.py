@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 import re
 from typing import Any, Final, Literal
 
@@ -87,6 +87,84 @@ def parse_time(value: Any) -> datetime | None:
 
         moment = moment.replace(tzinfo=ZoneInfo(TIME_ZONE))
     return moment.astimezone(UTC)
+
+
+def annual_quantity(account: Mapping[str, Any], kind: str, point: str) -> float | None:
+    """The meter point's `consumption_standard` (annual quantity, kWh); None when absent or 0."""
+    field_name, list_name = (
+        ("mpan", "electricity_meter_points")
+        if kind == "electricity"
+        else ("mprn", "gas_meter_points")
+    )
+    for prop in account.get("properties") or ():
+        if not isinstance(prop, Mapping):
+            continue
+        for entry in prop.get(list_name) or ():
+            if not isinstance(entry, Mapping) or str(entry.get(field_name, "")).strip() != point:
+                continue
+            value = entry.get("consumption_standard")
+            if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+                return float(value)
+    return None
+
+
+async def async_suggest_gas_unit(
+    client: HttpClient,
+    api_key: str,
+    meter: DiscoveredMeter,
+    account: Mapping[str, Any],
+    *,
+    now: datetime,
+    kwh_per_m3: float,
+) -> str | None:
+    """The unit a gas meter's last year of readings fits, against its annual quantity.
+
+    One request per serial (daily totals of the last 365 days). None when the account has no
+    annual quantity, the readings are too few, or they fit neither unit clearly
+    (analytics.gas_units.fitting_unit): the flow then keeps its serial-based default.
+    """
+    from urllib.parse import quote
+
+    from ..analytics.gas_units import fitting_unit
+
+    quantity = annual_quantity(account, "gas", meter.point)
+    if quantity is None or not meter.serials:
+        return None
+    start = now - timedelta(days=365)
+    per_day: dict[str, float] = {}
+    for serial in meter.serials:
+        url = (
+            f"{API_BASE}/gas-meter-points/{quote(meter.point, safe='')}/meters/"
+            f"{quote(serial, safe='')}/consumption/"
+        )
+        body = await client.request(
+            "GET",
+            url,
+            endpoint="gas-unit-check",
+            params={
+                "period_from": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "period_to": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "group_by": "day",
+                "page_size": 400,
+            },
+            auth=basic_auth(api_key),
+        )
+        results = body.get("results") if isinstance(body, dict) else None
+        for row in results if isinstance(results, list) else ():
+            if not isinstance(row, Mapping):
+                continue
+            value = row.get("consumption")
+            day = row.get("interval_start")
+            if (
+                isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and value >= 0
+                and isinstance(day, str)
+            ):
+                per_day[day[:10]] = per_day.get(day[:10], 0.0) + float(value)
+    total, days = sum(per_day.values()), len(per_day)
+    fit = fitting_unit(total, days, quantity, kwh_per_m3=kwh_per_m3)
+    return None if fit is None else fit.unit
 
 
 def meter_key(kind: str, point: str) -> str:

@@ -6,11 +6,12 @@ importable without pandas.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 import re
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 from .base import HttpClient, SourcePayloadError
 from .octopus_account import API_BASE, parse_time
@@ -20,9 +21,13 @@ DIRECT_DEBIT: Final = "DIRECT_DEBIT"
 RATE_PAGE_SIZE: Final = 1500
 MAX_PAGES: Final = 500
 
-# An Agile day is published around 16:00 UK time: while the next RATE_HORIZON is not fully
-# known, a tariff is re-read, at most once per RATE_MIN_AGE.
-RATE_HORIZON: Final = timedelta(hours=12)
+# Tariffs are re-read (docs/architecture.md, "Requests"): when an agreement changes (the source
+# drops the cache), once a day (TARIFF_MAX_AGE: an open rate may get an end and a successor), and
+# while the newest published rate ends within RATE_HORIZON - an Agile day (to 23:00 UK) is
+# published around 16:00 UK the day before, so reads start at 15:00 and repeat at most every
+# RATE_MIN_AGE until it appears. Such a read asks for the unit rates only.
+TARIFF_MAX_AGE: Final = timedelta(days=1)
+RATE_HORIZON: Final = timedelta(hours=8)
 RATE_MIN_AGE: Final = timedelta(minutes=30)
 
 Fuel = Literal["electricity", "gas"]
@@ -154,21 +159,40 @@ class PriceRow:
     payment_method: str | None
 
 
+# Why parse_price set a rate row aside (counted in the fetch's `rejected` audit row).
+NO_START: Final = "rate_without_start"
+NO_PRICE: Final = "rate_without_price"
+ENDS_BEFORE_START: Final = "rate_ends_before_start"
+
+
+def rate_problem(row: Mapping[str, Any]) -> str | None:
+    """Why a rate row of the API cannot be used, or None when it can."""
+    valid_from = parse_time(row.get("valid_from"))
+    if valid_from is None:
+        return NO_START
+    inc = row.get("value_inc_vat")
+    if not isinstance(inc, int | float) or isinstance(inc, bool):
+        return NO_PRICE
+    valid_to = parse_time(row.get("valid_to"))
+    if valid_to is not None and valid_to <= valid_from:
+        return ENDS_BEFORE_START
+    return None
+
+
 def parse_price(row: Mapping[str, Any], register: str) -> PriceRow | None:
-    """Parse a rate row of the API; None when it lacks a start or a numeric price."""
+    """Parse a rate row of the API; None when rate_problem finds one."""
     valid_from = parse_time(row.get("valid_from"))
     inc = row.get("value_inc_vat")
-    exc = row.get("value_exc_vat")
-    if valid_from is None or not isinstance(inc, int | float) or isinstance(inc, bool):
+    if rate_problem(row) is not None or valid_from is None or not isinstance(inc, int | float):
         return None
+    exc = row.get("value_exc_vat")
     if not isinstance(exc, int | float) or isinstance(exc, bool):
         exc = inc
-    valid_to = parse_time(row.get("valid_to"))
     method = row.get("payment_method")
     return PriceRow(
         register=register,
         valid_from=valid_from,
-        valid_to=valid_to,
+        valid_to=parse_time(row.get("valid_to")),
         inc_vat=float(inc) / 100.0,
         exc_vat=float(exc) / 100.0,
         payment_method=str(method) if method else None,
@@ -214,56 +238,101 @@ class TariffCache:
             self.charges[row.valid_from, row.payment_method] = row
 
 
-def refresh_range(
-    entry: TariffCache | None, need_from: datetime, need_to: datetime, now: datetime
-) -> tuple[datetime, datetime] | None:
-    """Return the range to (re)read for a tariff, or None when the cache already answers.
+class RefreshSpan(NamedTuple):
+    """A read to make: rates over [start, end), standing charges too when `charges`."""
 
-    Read when the cache does not cover [need_from, need_to), or when the newest rate ends before
-    min(need_to, now + RATE_HORIZON) and the last read is older than RATE_MIN_AGE (Agile's next
-    day appears in the afternoon; an announced price change closes an open rate).
+    start: datetime
+    end: datetime
+    charges: bool = True
+
+
+def refresh_range(
+    entry: TariffCache | None,
+    need_from: datetime,
+    need_to: datetime,
+    now: datetime,
+    *,
+    max_age: timedelta = TARIFF_MAX_AGE,
+) -> RefreshSpan | None:
+    """Return the read that brings the cache up to [need_from, need_to), or None.
+
+    Past slots the cache does not cover are read (a backfill, a window after a long pause).
+    Slots after now are not published yet unless the cache is due: older than `max_age`, or
+    awaiting a publication (the newest rate ends within RATE_HORIZON, read at most every
+    RATE_MIN_AGE, unit rates only).
     """
     if entry is None:
-        return need_from, need_to
+        return RefreshSpan(need_from, need_to)
     history = need_from < entry.covered_from
-    forward_from: datetime | None = None
-    if need_to > entry.covered_to:
-        forward_from = entry.covered_to
+    age = now - entry.fetched_at
     known = entry.known_until
-    if (
-        known is not None
-        and known < min(need_to, now + RATE_HORIZON)
-        and now - entry.fetched_at >= RATE_MIN_AGE
-    ):
-        forward_from = min(forward_from or known, known)
+    forward_from: datetime | None = None
+    charges = history
+    if entry.covered_to < min(need_to, now):
+        forward_from, charges = entry.covered_to, True
+    if need_to > entry.covered_to or (known is not None and known < need_to):
+        if age >= max_age:
+            forward_from = min(forward_from or now, now, known or now, entry.covered_to)
+            charges = True
+        elif (
+            known is not None
+            and known < need_to
+            and known - now <= RATE_HORIZON
+            and age >= RATE_MIN_AGE
+        ):
+            forward_from = min(forward_from or known, known)
     if history and forward_from is not None:
-        return need_from, max(need_to, entry.covered_to)
+        return RefreshSpan(need_from, max(need_to, entry.covered_to), True)
     if history:
-        return need_from, entry.covered_from
+        return RefreshSpan(need_from, entry.covered_from, True)
     if forward_from is not None:
-        return max(forward_from, need_from), max(need_to, entry.covered_to)
+        return RefreshSpan(max(forward_from, need_from), max(need_to, entry.covered_to), charges)
     return None
 
 
 async def async_read_prices(
-    client: HttpClient, ref: TariffRef, start: datetime, end: datetime
+    client: HttpClient,
+    ref: TariffRef,
+    start: datetime,
+    end: datetime,
+    *,
+    charges: bool = True,
+    rejected: Counter[str] | None = None,
 ) -> tuple[list[PriceRow], list[PriceRow]]:
-    """Read the unit rates (every register) and standing charges of a tariff over [start, end)."""
+    """Read the unit rates (every register) and standing charges of a tariff over [start, end).
+
+    Rows that cannot be used are counted per reason in `rejected`; `charges=False` skips the
+    standing charges (a read that only waits for the next Agile day).
+    """
     params: dict[str, str | int] = {
         "period_from": iso_z(start),
         "period_to": iso_z(end),
         "page_size": RATE_PAGE_SIZE,
     }
+    reasons = rejected if rejected is not None else Counter()
     rates: list[PriceRow] = []
     for register, url in ref.rate_urls.items():
         async for page in iter_pages(client, url, endpoint=f"{register}-unit-rates", params=params):
-            rates.extend(row for r in page if (row := parse_price(r, register)) is not None)
-    charges: list[PriceRow] = []
-    async for page in iter_pages(
-        client, ref.standing_charge_url, endpoint="standing-charges", params=params
-    ):
-        charges.extend(row for r in page if (row := parse_price(r, "standing")) is not None)
-    return filter_payment_method(rates), filter_payment_method(charges)
+            rates.extend(_parsed(page, register, reasons))
+    standing: list[PriceRow] = []
+    if charges:
+        async for page in iter_pages(
+            client, ref.standing_charge_url, endpoint="standing-charges", params=params
+        ):
+            standing.extend(_parsed(page, "standing", reasons))
+    return filter_payment_method(rates), filter_payment_method(standing)
+
+
+def _parsed(
+    page: Iterable[Mapping[str, Any]], register: str, reasons: Counter[str]
+) -> list[PriceRow]:
+    rows = []
+    for raw in page:
+        if (problem := rate_problem(raw)) is not None:
+            reasons[problem] += 1
+        elif (row := parse_price(raw, register)) is not None:
+            rows.append(row)
+    return rows
 
 
 def iso_z(moment: datetime) -> str:
