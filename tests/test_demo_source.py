@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
@@ -81,9 +82,26 @@ def test_cost_is_value_times_time_of_use_rate() -> None:
 def test_tariff_change_applies_from_its_start() -> None:
     before = _fetch(ELEC, demo.TARIFF_CHANGE - timedelta(hours=1), demo.TARIFF_CHANGE).intervals
     after = _fetch(ELEC, demo.TARIFF_CHANGE, demo.TARIFF_CHANGE + timedelta(hours=1)).intervals
-    # 2026-07-01 00:00 UTC is 01:00 BST: night band in both tariffs.
-    assert set(before["rate"]) == {0.12}
+    # 23:00-24:00 BST on 30 June is the old tariff's day band; midnight starts the new night band.
+    assert set(before["rate"]) == {0.26}
     assert set(after["rate"]) == {0.10}
+
+
+def test_tariff_changes_at_local_midnight() -> None:
+    london = ZoneInfo("Europe/London")
+    assert demo.TARIFF_CHANGE.astimezone(london) == datetime(2026, 7, 1, tzinfo=london)
+    assert demo.TARIFF_CHANGE.astimezone(UTC) == datetime(2026, 6, 30, 23, tzinfo=UTC)
+    result = _fetch(
+        ELEC, datetime(2026, 6, 29, 23, tzinfo=UTC), datetime(2026, 7, 1, 23, tzinfo=UTC)
+    )
+    rates = result.rates[result.rates["valid_from"] < pd.Timestamp("2026-07-01 23:00", tz="UTC")]
+    tariffs_by_local_day = rates.groupby(rates["valid_from"].dt.tz_convert(london).dt.day)["tariff"]
+    assert tariffs_by_local_day.unique().map(list).to_dict() == {
+        30: [demo.ELECTRICITY_TARIFF_OLD],
+        1: [demo.ELECTRICITY_TARIFF_NEW],
+    }
+    new_agreement = result.agreements.set_index("tariff").loc[demo.ELECTRICITY_TARIFF_NEW]
+    assert new_agreement["valid_from"] == pd.Timestamp("2026-06-30 23:00", tz="UTC")
 
 
 def test_gas_is_in_cubic_metres_with_energy_converted() -> None:

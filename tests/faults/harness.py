@@ -90,7 +90,16 @@ class HomeAssistantProcess:
         yaml = (REPO / "config" / "configuration.yaml").read_text(encoding="utf-8")
         yaml += "\n# Fault injection (tests/faults/plugin).\nmeterlake_faults:\n"
         (self.config / "configuration.yaml").write_text(yaml, encoding="utf-8")
-        command = [sys.executable, str(REPO / "scripts" / "develop_seed.py"), str(self.config)]
+        # The HTTP port lives in .storage/http (Home Assistant 2026.10), written by the seed:
+        # one free loopback port per harness, kept across its restarts.
+        self.port = free_port()
+        command = [
+            sys.executable,
+            str(REPO / "scripts" / "develop_seed.py"),
+            str(self.config),
+            "--http-port",
+            str(self.port),
+        ]
         if self.options:
             command += ["--options", json.dumps(self.options)]
         subprocess.run(command, check=True, env=_clean_env())
@@ -148,8 +157,6 @@ class HomeAssistantProcess:
         env.pop(FAULT_ENV, None)
         if fault:
             env[FAULT_ENV] = fault
-        self.port = free_port()
-        env["METERLAKE_HTTP_PORT"] = str(self.port)
         self._close_log()
         self._log = self.log_path.open("a", encoding="utf-8")
         launched = datetime.now(UTC)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
+from zoneinfo import ZoneInfo
 
 from .base import (
     AuditRecord,
@@ -46,7 +47,8 @@ REPLACED_AT: Final = datetime(2026, 5, 12, 10, 30, tzinfo=UTC)
 ELECTRICITY_TARIFF_OLD: Final = "DEMO-TOU-25-01"
 ELECTRICITY_TARIFF_NEW: Final = "DEMO-TOU-26-07"
 GAS_TARIFF: Final = "DEMO-GAS-25-01"
-TARIFF_CHANGE: Final = datetime(2026, 7, 1, tzinfo=UTC)
+# A supplier changes tariffs at local midnight: 2026-07-01 00:00 in London (BST) is 23:00 UTC.
+TARIFF_CHANGE: Final = datetime(2026, 7, 1, tzinfo=ZoneInfo(TIME_ZONE)).astimezone(UTC)
 EPOCH: Final = datetime(2020, 1, 1, tzinfo=UTC)
 
 # Unit rates (GBP per kWh, VAT included) by local hour band, for the two tariff generations.
