@@ -455,6 +455,8 @@ async def main() -> dict[str, Any]:
         "vs_tibber": round(ours.wall / tibber.wall, 3),
         "vs_floor": round(ours.wall / floor.wall, 3),
         "max_stall_ms": round(worst.worst, 1),
+        # Our own work on the loop (not a full GC, not waiting for the GIL): what we control.
+        "max_loop_busy_ms": round(max(run.stalls.loop_busy for run in runs["meterlake"]), 1),
         "max_job_s": round(max_job, 3),
     }
 

@@ -97,15 +97,26 @@ def snapshot(snapshot: Any) -> Any:
 from .test_archive_s3 import s3  # noqa: E402, F401
 
 
-async def start_fix_flow(hass: Any, hass_client: Any, issue_id: str) -> tuple[Any, Any]:
-    """Start a repair issue's fix flow over the repairs HTTP API, as the UI does."""
+async def start_fix_flow(
+    hass: Any, hass_client: Any, issue_id: str, *, fresh_token: bool = False
+) -> tuple[Any, Any]:
+    """Start a repair issue's fix flow over the repairs HTTP API, as the UI does.
+
+    `fresh_token`: sign in at the frozen time (a token made before time was moved back would
+    not be valid yet).
+    """
     from homeassistant.setup import async_setup_component
 
     from custom_components.meterlake.const import DOMAIN
 
     assert await async_setup_component(hass, "repairs", {})
     await hass.async_block_till_done()
-    client = await hass_client()
+    if fresh_token:
+        user = await hass.auth.async_create_system_user("fix flow", group_ids=["system-admin"])
+        refresh = await hass.auth.async_create_refresh_token(user)
+        client = await hass_client(hass.auth.async_create_access_token(refresh))
+    else:
+        client = await hass_client()
     resp = await client.post(
         "/api/repairs/issues/fix", json={"handler": DOMAIN, "issue_id": issue_id}
     )
@@ -188,3 +199,11 @@ async def hourly_statistic(hass: Any, stat_id: str) -> list[dict[str, Any]]:
         {"sum"},
     )
     return list(found.get(stat_id, []))
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Generator[Any]:
+    """Azurite's blob service for the session (tests/azurite.py); skipped without node/npm."""
+    from .azurite import run_azurite
+
+    yield from run_azurite()

@@ -29,30 +29,38 @@ def archive(tmp_path: Path) -> Archive:
     return open_archive("meterlake", config_dir=str(tmp_path))
 
 
+class _AnswersInfo:
+    """A filesystem that answers the opening's proof (`get_file_info`) and nothing else."""
+
+    def get_file_info(self, path: str) -> pafs.FileInfo:
+        return pafs.FileInfo(path, pafs.FileType.NotFound)
+
+
 class _Recorder:
     """Stands in for a pyarrow filesystem class: records the keyword arguments it was given."""
 
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
 
-    def __call__(self, **kwargs: Any) -> str:
+    def __call__(self, **kwargs: Any) -> _AnswersInfo:
         self.calls.append(kwargs)
-        return "filesystem"
+        return _AnswersInfo()
 
 
 # -- remote roots -----------------------------------------------------------------------------
 
 
 def test_s3_uri_without_options_is_opened_from_the_uri(tmp_path: Path) -> None:
-    # No storage options: pyarrow reads the query itself; the display drops it.
-    archive = open_archive(
-        "s3://bucket/lake?region=eu-west-2&endpoint_override=127.0.0.1:9&scheme=http",
-        config_dir=str(tmp_path),
-    )
-    assert archive.root == "s3://bucket/lake"
-    assert isinstance(archive._fs, pafs.S3FileSystem)
-    assert archive._fs.region == "eu-west-2"
-    assert archive._base == "bucket/lake"
+    # No storage options: pyarrow reads the query itself (the endpoint it then cannot reach
+    # refuses the opening's proof); the display drops the query.
+    with pytest.raises(ArchiveError) as caught:
+        open_archive(
+            "s3://bucket/lake?region=eu-west-2&endpoint_override=127.0.0.1:9&scheme=http",
+            config_dir=str(tmp_path),
+        )
+    assert caught.value.root == "s3://bucket/lake"
+    assert "127.0.0.1:9" in caught.value.reason
+    assert "NETWORK_CONNECTION" in caught.value.reason
 
 
 def test_gcs_options_are_typed_and_the_bucket_is_the_base(
@@ -95,9 +103,12 @@ def test_azure_container_and_account_come_from_the_uri(
     explicit = _Recorder()
     monkeypatch.setattr(pafs, "AzureFileSystem", explicit)
     bare = open_archive(
-        "az://container/lake", config_dir=str(tmp_path), storage_options={"account_name": "acct"}
+        "az://container/lake",
+        config_dir=str(tmp_path),
+        storage_options={"account_name": "acct", "sas_token": "sv=2021-08-06&sig=c2ln"},
     )
-    assert explicit.calls == [{"account_name": "acct"}]
+    # pyarrow wants the SAS token as a query, with its question mark.
+    assert explicit.calls == [{"account_name": "acct", "sas_token": "?sv=2021-08-06&sig=c2ln"}]
     assert bare._base == "container/lake"
     assert bare.root == "az://container/lake"
 

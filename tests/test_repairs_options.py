@@ -159,6 +159,10 @@ async def test_repair_opens_the_options_prefilled_with_sanitized_values(
         "archive_access_key": None,
         "archive_secret_key": None,
         "archive_region": None,
+        "archive_account_name": None,
+        "archive_account_key": None,
+        "archive_sas_token": None,
+        "archive_anonymous": None,
         "anomalies": None,
     }
     assert body["description_placeholders"]["keys"] == ", ".join(BAD_KEYS)

@@ -222,3 +222,61 @@ async def test_the_archive_repair_clears_when_the_user_points_the_root_elsewhere
     await _settle(hass)
     assert demo_entry.state is ConfigEntryState.LOADED
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+
+
+# --- memory: never the whole history at once ---------------------------------------------------
+
+
+async def test_a_new_install_over_a_long_archive_reads_it_a_month_at_a_time(
+    hass: HomeAssistant,
+    freezer: Any,
+    demo_entry: MockConfigEntry,
+    hass_storage: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Setup reads back the recent window only; the statistics catch-up one month per read."""
+    from homeassistant.components.recorder.statistics import get_last_statistics
+    from homeassistant.helpers.recorder import get_instance
+
+    freezer.move_to(DEMO_NOW)
+    await hass.config.async_set_time_zone("Europe/London")
+    demo_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        demo_entry, options={**demo_entry.options, "backfill_days": 100}
+    )
+    assert await hass.config_entries.async_setup(demo_entry.entry_id)
+    await _settle(hass)
+    stat_id = "meterlake:demo_electricity_consumption"
+
+    async def last_sum() -> float:
+        found = await get_instance(hass).async_add_executor_job(
+            get_last_statistics, hass, 1, stat_id, False, {"sum"}
+        )
+        return float(found[stat_id][0]["sum"])
+
+    before = await last_sum()
+    assert await hass.config_entries.async_unload(demo_entry.entry_id)
+    # A new install: no watermarks, the archive of 100 days is all there is.
+    _write_store(hass_storage, demo_entry.entry_id, {"watermarks": {}})
+    reads: list[tuple[datetime | None, datetime | None]] = []
+    real_read = archive_module.Archive.read_intervals
+
+    def read_intervals(self: Any, meter: str, start: Any = None, end: Any = None, **kw: Any) -> Any:
+        reads.append((start, end))
+        return real_read(self, meter, start, end, **kw)
+
+    monkeypatch.setattr(archive_module.Archive, "read_intervals", read_intervals)
+    assert await hass.config_entries.async_setup(demo_entry.entry_id)
+    await _settle(hass)
+    assert demo_entry.runtime_data.coordinator.store.get("demo_electricity") == WATERMARK
+    assert reads
+    now = datetime.fromisoformat(DEMO_NOW)
+    for start, end in reads:
+        assert start is not None
+        # The recent window (41 days back to now), or one month of the catch-up.
+        if end is None:
+            assert now - start <= timedelta(days=41, hours=1)
+        else:
+            assert end - start <= timedelta(days=31)
+    # The catch-up found the statistics complete: nothing moved.
+    assert await last_sum() == before

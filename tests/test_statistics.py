@@ -791,3 +791,132 @@ def test_foreign_reason_names_what_differs(change: dict[str, Any], reason: str) 
     assert stats.foreign_reason({**ours, **change}, ours) == reason
     assert stats.foreign_reason(ours, ours) is None
     assert stats.foreign_reason(None, ours) is None
+
+
+# --- long histories: month by month -----------------------------------------------------------
+
+M0 = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def months_of(frame: pd.DataFrame) -> list[str]:
+    return sorted({f"{start:%Y-%m}" for start in frame["start"]})
+
+
+class MonthReads:
+    """A month reader over a Table, as the archive sink's: it records the windows asked for."""
+
+    def __init__(self, table: Table, meter: MeterInfo) -> None:
+        self.table = table
+        self.meter = meter
+        self.windows: list[tuple[datetime, datetime]] = []
+
+    async def __call__(self, start: datetime, end: datetime) -> pd.DataFrame:
+        self.windows.append((start, end))
+        rows = self.table.since(self.meter, start)
+        return rows[rows["start"] < end].reset_index(drop=True)
+
+
+async def test_a_history_of_many_months_gets_the_sums_of_one_pass(
+    recorder_mock: Recorder, hass: HomeAssistant
+) -> None:
+    frame = make_intervals(ELEC, M0 + timedelta(days=3), 96 * 48, seed=101)
+    result = await stats.async_import_meter(hass, ELEC, frame)
+    assert result.hours_written == 96 * 24
+    assert result.first_hour == M0 + timedelta(days=3)
+    await assert_sums(
+        hass, stats.statistic_id(ELEC.key, "consumption"), running_totals(frame, "value")
+    )
+    await assert_sums(hass, stats.statistic_id(ELEC.key, "cost"), running_totals(frame, "cost"))
+
+
+async def test_a_correction_moves_stored_hours_of_later_months(
+    recorder_mock: Recorder, hass: HomeAssistant
+) -> None:
+    """Hours stored but missing from the frame keep their change and move with the sums before
+    them, also at the start of a month (where one month of the import hands over to the next)."""
+    table = Table()
+    table.upsert(make_intervals(ELEC, M0, 90 * 48, seed=102))
+    await stats.async_import_meter(hass, ELEC, table.frame)
+    # January corrected upwards; February's first day missing from what is imported again.
+    january = make_intervals(ELEC, M0, 31 * 48, seed=103)
+    table.upsert(january)
+    february = M0 + timedelta(days=31)
+    frame = table.frame[
+        (table.frame["start"] < february) | (table.frame["start"] >= february + timedelta(days=1))
+    ]
+    await stats.async_import_meter(hass, ELEC, frame)
+    await assert_sums(
+        hass, stats.statistic_id(ELEC.key, "consumption"), running_totals(table.frame, "value")
+    )
+
+
+async def test_a_stored_history_is_read_one_month_at_a_time(
+    recorder_mock: Recorder, hass: HomeAssistant
+) -> None:
+    table = Table()
+    table.upsert(make_intervals(ELEC, M0 + timedelta(days=10), 80 * 48, seed=104))
+    read = MonthReads(table, ELEC)
+    done = await stats.async_import_history(
+        hass, ELEC, stats.month_windows(months_of(table.frame)), read, reconcile=True
+    )
+    assert done.intervals == 80 * 48
+    assert [(lo.month, hi.month) for lo, hi in read.windows] == [(1, 2), (2, 3), (3, 4)]
+    await assert_sums(
+        hass, stats.statistic_id(ELEC.key, "consumption"), running_totals(table.frame, "value")
+    )
+    # A second catch-up finds nothing to repair.
+    with spy_writes() as spy:
+        again = await stats.async_import_history(
+            hass, ELEC, stats.month_windows(months_of(table.frame)), read, reconcile=True
+        )
+    assert again.result.hours_written == 0 and spy.call_count == 0
+
+
+def test_month_windows_start_at_the_rebuild_start() -> None:
+    start = datetime(2025, 2, 10, 5, tzinfo=UTC)
+    assert stats.month_windows(["2025-03", "2025-01", "2025-02"], start) == [
+        (start, datetime(2025, 3, 1, tzinfo=UTC)),
+        (datetime(2025, 3, 1, tzinfo=UTC), datetime(2025, 4, 1, tzinfo=UTC)),
+    ]
+
+
+async def test_a_first_import_logs_its_progress_per_statistic(
+    recorder_mock: Recorder, hass: HomeAssistant, caplog: pytest.LogCaptureFixture
+) -> None:
+    frame = make_intervals(ELEC, M0, 90 * 24, minutes=60, seed=105)
+    caplog.set_level("INFO", logger="custom_components.meterlake.statistics")
+    with patch.object(stats, "PROGRESS_SECONDS", 0.0):
+        await stats.async_import_meter(hass, ELEC, frame)
+    consumption = stats.statistic_id(ELEC.key, "consumption")
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(consumption)]
+    # One line per month: January's 744 hours, then February's 672, then March's 744.
+    assert lines == [
+        f"{consumption}: 744/2160 hours imported",
+        f"{consumption}: 1416/2160 hours imported",
+        f"{consumption}: 2160/2160 hours imported",
+    ]
+    cost = stats.statistic_id(ELEC.key, "cost")
+    assert f"{cost}: 2160/2160 hours imported" in caplog.messages
+
+
+async def test_progress_lines_are_spaced_out(
+    recorder_mock: Recorder, hass: HomeAssistant, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At most one line per statistic every PROGRESS_SECONDS, and always the last one."""
+    frame = make_intervals(ELEC, M0, 90 * 24, minutes=60, seed=106)
+    caplog.set_level("INFO", logger="custom_components.meterlake.statistics")
+    await stats.async_import_meter(hass, ELEC, frame)
+    consumption = stats.statistic_id(ELEC.key, "consumption")
+    lines = [m for m in caplog.messages if m.startswith(consumption)]
+    assert lines == [
+        f"{consumption}: 744/2160 hours imported",
+        f"{consumption}: 2160/2160 hours imported",
+    ]
+
+
+async def test_a_poll_within_a_month_logs_no_progress(
+    recorder_mock: Recorder, hass: HomeAssistant, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="custom_components.meterlake.statistics")
+    await stats.async_import_meter(hass, ELEC, make_intervals(ELEC, T0, 3 * 48, seed=107))
+    assert not [m for m in caplog.messages if "hours imported" in m]

@@ -19,7 +19,7 @@ from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
 from homeassistant.const import STATE_ON, STATE_UNAVAILABLE, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.helpers.recorder import get_instance
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -40,7 +40,18 @@ from custom_components.meterlake.config_flow import default_options
 from custom_components.meterlake.const import DOMAIN
 from custom_components.meterlake.sources.tibber import LIMITER, meter_key
 
-from .test_tibber_source import HOMES, KEY_A, NOW, PRICES, PROD_A, TOKEN, Tibber, fx
+from .test_tibber_source import (
+    HOME_B,
+    HOMES,
+    KEY_A,
+    KEY_B,
+    NOW,
+    PRICES,
+    PROD_A,
+    TOKEN,
+    Tibber,
+    fx,
+)
 
 OSLO = ZoneInfo("Europe/Oslo")
 USER_ID = "d2c3a7e1-5b0f-4f8e-9c61-3f1e2b7a9c10"
@@ -417,3 +428,87 @@ async def test_a_refused_token_stops_the_backfill(
         )
     assert caught.value.translation_key == "backfill_failed"
     assert aioclient_mock.call_count == 1  # the same token for every home: no more asking
+
+
+# ------------------------------------------------------------------- a home whose history fails
+
+
+HISTORY_B = f'home(id: "{HOME_B}") {{ consumption('
+
+
+@pytest.fixture
+async def failing_home(
+    hass: HomeAssistant, freezer: Any, aioclient_mock: AiohttpClientMocker, tmp_path: Path
+) -> tuple[MockConfigEntry, Tibber]:
+    """Two homes; home B's history answers HTTP 200 with a transient GraphQL error."""
+    freezer.move_to(NOW)
+    await hass.config.async_set_time_zone("Europe/Oslo")
+    api = Tibber(aioclient_mock)
+    api.on(HISTORY_B, {"json": fx("error_timeout")})
+    api.on("production(", {"json": fx("production_p1")})
+    api.history("consumption_p1", "consumption_p2", "consumption_p3")
+    api.on(PRICES, {"json": fx("prices")})
+    entry = make_tibber_entry(tmp_path, [HOMES[0], HOMES[1]])
+    entry.add_to_hass(hass)
+    with patch("custom_components.meterlake.sources.base.RetryPolicy.delay", return_value=0):
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+    return entry, api
+
+
+async def next_poll(hass: HomeAssistant, freezer: Any) -> None:
+    """The next scheduled poll (Tibber polls every 15 minutes), retries without waiting."""
+    with patch("custom_components.meterlake.sources.base.RetryPolicy.delay", return_value=0):
+        freezer.tick(timedelta(minutes=15, seconds=1))
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done(wait_background_tasks=True)
+
+
+def failing_issue(hass: HomeAssistant, entry: MockConfigEntry, meter: str) -> Any:
+    return ir.async_get(hass).async_get_issue(DOMAIN, f"meter_failing_{entry.entry_id}_{meter}")
+
+
+async def test_a_home_whose_history_fails_gets_its_prices_in_the_same_poll(
+    hass: HomeAssistant, failing_home: tuple[MockConfigEntry, Tibber]
+) -> None:
+    entry, api = failing_home
+    assert entry.state is ConfigEntryState.LOADED
+    # The history was asked for 4 times (3 retries), the prices once: on the first load.
+    assert api.count(HISTORY_B) == 4
+    assert state_of(hass, KEY_B, "consumption_today").state == STATE_UNAVAILABLE
+    # 11:20 in Oslo: the 11:15 slot of the fixture prices (0.50 + 0.01 x 45).
+    assert float(state_of(hass, KEY_B, "current_rate").state) == pytest.approx(0.95)
+    assert float(state_of(hass, KEY_A, "consumption_today").state) > 0
+
+
+async def test_a_home_failing_polls_in_a_row_raises_a_repair_issue(
+    hass: HomeAssistant, failing_home: tuple[MockConfigEntry, Tibber], freezer: Any
+) -> None:
+    entry, _api = failing_home
+    await next_poll(hass, freezer)
+    # Two failed polls: a hiccup, not yet worth an issue.
+    assert failing_issue(hass, entry, KEY_B) is None
+    await next_poll(hass, freezer)
+    issue = failing_issue(hass, entry, KEY_B)
+    assert issue is not None
+    assert issue.translation_key == "meter_failing"
+    assert issue.translation_placeholders["meter"] == "Kungsgatan 1"
+    assert issue.translation_placeholders["polls"] == "3"
+    assert "timed out" in issue.translation_placeholders["error"]
+    assert TOKEN not in str(issue.translation_placeholders)
+    # The working home has none.
+    assert failing_issue(hass, entry, KEY_A) is None
+
+
+async def test_the_repair_issue_clears_when_the_home_answers_again(
+    hass: HomeAssistant, failing_home: tuple[MockConfigEntry, Tibber], freezer: Any
+) -> None:
+    entry, api = failing_home
+    for _ in range(2):
+        await next_poll(hass, freezer)
+    assert failing_issue(hass, entry, KEY_B) is not None
+    # Home B answers again (with the fixture pages of home A).
+    api.routes.pop(0)
+    await next_poll(hass, freezer)
+    assert failing_issue(hass, entry, KEY_B) is None
+    assert state_of(hass, KEY_B, "consumption_today").state != STATE_UNAVAILABLE

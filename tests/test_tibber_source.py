@@ -322,7 +322,9 @@ async def test_read_account_skips_junk_homes(session: aiohttp.ClientSession, api
         ({"json": fx("error_invalid_token")}, SourceAuthError, "invalid token"),
         ({"status": 400, "json": fx("error_invalid_token")}, SourceAuthError, "refused"),
         ({"status": 400, "json": fx("error_other")}, SourceRequestError, "HTTP 400"),
-        ({"json": fx("error_other")}, SourcePayloadError, "Could not find a home"),
+        # INTERNAL_SERVER_ERROR is transient: retried, then the API counts as unavailable.
+        ({"json": fx("error_other")}, SourceUnavailableError, "4 attempts.*Could not find a home"),
+        ({"json": fx("error_validation")}, SourcePayloadError, "Cannot query field"),
         ({"status": 500}, SourceUnavailableError, "4 attempts"),
         ({"text": "<html>maintenance"}, SourcePayloadError, "malformed JSON"),
         ({"json": [1, 2]}, SourcePayloadError, "no JSON object"),
@@ -429,8 +431,8 @@ async def test_history_pages_values_costs_and_prices(
     assert api.count(before("consumption_p2")) == 0
     assert f'home(id: "{HOME_A}")' in api.queries[0]
     assert (
-        "nodes { from to consumption consumptionUnit cost unitPrice unitPriceVAT currency }"
-        in (api.queries[0])
+        "nodes { from to consumption consumptionUnit cost totalCost unitPrice unitPriceVAT "
+        "currency }" in (api.queries[0])
     )
     assert PRICES in api.queries[2] and len(api.queries) == 3
     for call in aioclient_mock.mock_calls:
@@ -823,7 +825,7 @@ async def test_failure_after_a_page_keeps_it(session: aiohttp.ClientSession, api
     [
         ({"json": fx("error_invalid_token")}, SourceAuthError, "invalid token"),
         ({"status": 401}, SourceAuthError, "HTTP 401"),
-        ({"json": fx("error_other")}, SourcePayloadError, "Could not find a home"),
+        ({"json": fx("error_validation")}, SourcePayloadError, "Cannot query field"),
         ({"json": {"data": {"viewer": {"home": None}}}}, SourceNotFoundError, "not found"),
         ({"json": {"data": {"viewer": []}}}, SourcePayloadError, "no viewer"),
         ({"json": {"data": {"viewer": {"home": []}}}}, SourcePayloadError, "malformed home"),
@@ -847,12 +849,21 @@ async def test_history_errors_carry_the_audit(
     text: str,
 ) -> None:
     api.on(FIRST_PAGE, response)
+    api.on(PRICES, {"json": fx("prices")})
     source = make_source(session)
+    imp = meter(source, KEY_A)
     with pytest.raises(error, match=text) as caught:
-        await source.async_fetch(meter(source, KEY_A), t("2026-03-08 23:00"), NOW)
+        await source.async_fetch(imp, t("2026-03-08 23:00"), NOW)
     audit = caught.value.audit
-    assert [a.endpoint for a in audit] == ["consumption", "consumption-poll"]
-    assert audit[-1].error == error.__name__
+    if error is SourceAuthError:
+        # A refused token stops the poll: the same token would be refused for the prices.
+        assert [a.endpoint for a in audit] == ["consumption", "consumption-poll"]
+        assert audit[-1].error == "SourceAuthError"
+    else:
+        # Refused for good: no retry; the prices are still read in the same poll.
+        assert [a.endpoint for a in audit] == ["consumption", "price-info", "consumption-poll"]
+        assert audit[-1].error == "consumption read incomplete"
+        assert len(source.price_slots(imp)) == 192
     assert no_token(caught.value, audit)
 
 
@@ -948,3 +959,113 @@ async def test_a_refused_token_on_prices_is_an_auth_error(
         api.on(PRICES, {"json": fx("error_invalid_token")})
     with pytest.raises(SourceAuthError):
         await source.async_fetch(imp, t("2026-03-10 00:00"), clock.now)
+
+
+# ------------------------------------------------------------------------------ real payloads
+
+
+async def test_hourly_nodes_without_to_end_an_hour_later(
+    session: aiohttp.ClientSession, api: Tibber
+) -> None:
+    """Real consumption nodes: no `to`, `totalCost` instead of `cost`, one without `from`."""
+    api.on(FIRST_PAGE, {"json": fx("consumption_no_to")})
+    api.on(PRICES, {"json": fx("prices")})
+    source = make_source(session)
+    result = await source.async_fetch(meter(source, KEY_A), hour(0), NOW)
+
+    page = fx("consumption_no_to")["data"]["viewer"]["home"]["consumption"]["nodes"]
+    kept = [node for node in page if node["from"] is not None]
+    frame = result.intervals
+    assert [s.isoformat() for s in frame["start"]] == [
+        datetime.fromisoformat(node["from"]).astimezone(UTC).isoformat() for node in kept
+    ]
+    assert (frame["end"] - frame["start"] == pd.Timedelta(hours=1)).all()
+    assert frame["value"].tolist() == pytest.approx([node["consumption"] for node in kept])
+    assert frame["cost"].tolist() == pytest.approx([node["totalCost"] for node in kept])
+    assert result.complete_until == datetime.fromisoformat(kept[-1]["from"]) + timedelta(hours=1)
+
+
+async def test_a_node_that_cannot_be_placed_is_rejected_with_its_reason(
+    session: aiohttp.ClientSession, api: Tibber
+) -> None:
+    api.on(FIRST_PAGE, {"json": fx("consumption_no_to")})
+    api.on(PRICES, {"json": fx("prices")})
+    source = make_source(session)
+    result = await source.async_fetch(meter(source, KEY_A), hour(0), NOW)
+    assert result.rejected == 1
+    (row,) = [a for a in result.audit if a.endpoint == "rejected"]
+    assert (row.supplier, row.rows, row.error) == ("tibber", 1, "unparseable_time: 1")
+
+
+async def test_a_transient_graphql_error_is_retried(
+    session: aiohttp.ClientSession, api: Tibber
+) -> None:
+    """HTTP 200 with an INTERNAL_SERVER_ERROR: asked again after the policy's delay."""
+    api.on(FIRST_PAGE, {"json": fx("error_timeout")}, {"json": fx("consumption_p1")})
+    api.on(PRICES, {"json": fx("prices")})
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    limiter = RateLimiter()
+    source = make_source(session, sleep=sleep, limiter=limiter)
+    result = await source.async_fetch(meter(source, KEY_A), t("2026-03-10 00:00"), NOW)
+    assert len(result.intervals) == 8
+    assert len(slept) == 1 and 2.0 <= slept[0] <= 3.0
+    assert [(a.endpoint, a.status) for a in result.audit] == [
+        ("consumption", 200),
+        ("consumption", 200),
+        ("price-info", 200),
+        ("consumption-poll", None),
+    ]
+    assert "timed out (INTERNAL_SERVER_ERROR)" in str(result.audit[0].error)
+    assert result.audit[1].error is None and result.audit[-1].error is None
+    # The retry waited for the rate limiter like any request.
+    assert limiter.in_window == 3
+
+
+async def test_transient_graphql_errors_stop_at_the_poll_budget_and_prices_still_come(
+    session: aiohttp.ClientSession, api: Tibber
+) -> None:
+    """A home whose history keeps failing: 3 retries in the poll, then its prices anyway."""
+    api.on(FIRST_PAGE, {"json": fx("error_timeout")})
+    api.on(PRICES, {"json": fx("prices")})
+    source = make_source(session)
+    imp = meter(source, KEY_A)
+    with pytest.raises(SourceUnavailableError, match="4 attempts") as caught:
+        await source.async_fetch(imp, t("2026-03-10 00:00"), NOW)
+    assert api.count(FIRST_PAGE) == 4 and api.count(PRICES) == 1
+    assert len(source.price_slots(imp)) == 192
+    partial = caught.value.partial
+    assert partial is not None and partial.complete_until is None
+    assert partial.rates is not None and len(partial.rates) == 192
+    assert [a.endpoint for a in caught.value.audit] == [
+        *["consumption"] * 4,
+        "price-info",
+        "consumption-poll",
+    ]
+    assert no_token(caught.value, caught.value.audit)
+
+
+async def test_the_retry_budget_is_shared_by_the_requests_of_a_poll(
+    session: aiohttp.ClientSession, api: Tibber
+) -> None:
+    """History spent the retries: a transient price error gets its one attempt, no more."""
+    api.on(FIRST_PAGE, {"json": fx("error_timeout")})
+    api.on(PRICES, {"json": fx("error_timeout")})
+    source = make_source(session)
+    with pytest.raises(SourceUnavailableError):
+        await source.async_fetch(meter(source, KEY_A), t("2026-03-10 00:00"), NOW)
+    assert api.count(FIRST_PAGE) == 4 and api.count(PRICES) == 1
+
+
+async def test_a_graphql_error_that_is_not_transient_is_not_retried(
+    session: aiohttp.ClientSession, api: Tibber
+) -> None:
+    api.on(FIRST_PAGE, {"json": fx("error_validation")})
+    api.on(PRICES, {"json": fx("prices")})
+    source = make_source(session)
+    with pytest.raises(SourcePayloadError):
+        await source.async_fetch(meter(source, KEY_A), t("2026-03-10 00:00"), NOW)
+    assert api.count(FIRST_PAGE) == 1

@@ -40,14 +40,18 @@ from .coordinator import (
 from .derived import ComposedUpdater
 from .emissions import EmissionsTracker, emissions_issue_id
 from .entity_meters import EntityMeterFollower
+from .gas_unit_check import async_check_gas_units
 from .lake import async_get_lake
 from .options import invalid_options_issue_id
+from .rate_actions import async_setup_rate_actions
+from .redact import install_log_filter, register_secrets, secrets_in
 from .repairs import async_apply_valid_options
 from .services import async_setup_services
 from .sinks import ArchiveSink, StatisticsSink, archive_issue_id
 from .sources.base import MeterInfo, Source, SourceContext
 from .sources.composed import ComposedSource
 from .store import WatermarkStore
+from .sweeps import HistorySweep
 
 PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR]
 # Spot prices change every quarter hour: the price sensors move on without a request.
@@ -63,6 +67,8 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Make the lake; register the actions (they validate the entry they are called for)."""
     async_get_lake(hass)
     async_setup_services(hass)
+    async_setup_rate_actions(hass)
+    install_log_filter()
     return True
 
 
@@ -97,15 +103,21 @@ async def async_setup_entry(hass: HomeAssistant, entry: MeterLakeConfigEntry) ->
             translation_key="unknown_source",
             translation_placeholders={"source": str(entry.data.get(CONF_SOURCE))},
         ) from err
+    # Every text MeterLake writes loses the entry's credentials (redact.py).
+    register_secrets(secrets_in(entry.data, entry.options))
+    install_log_filter()
     store = WatermarkStore(hass, entry.entry_id)
     await store.async_load()
     statistics = StatisticsSink(hass, entry.options)
+    archive = ArchiveSink(hass, entry.entry_id, entry.options)
+    # An object store's credentials are proven before anything calls into it.
+    await archive.async_prove()
     coordinator = MeterLakeCoordinator(
         hass,
         entry,
         source,
         store,
-        archive=ArchiveSink(hass, entry.entry_id, entry.options),
+        archive=archive,
         statistics=statistics,
     )
     follower = None
@@ -141,6 +153,13 @@ async def async_setup_entry(hass: HomeAssistant, entry: MeterLakeConfigEntry) ->
         async_track_time_change(hass, _daily_check, hour=DAILY_CHECK[0], minute=DAILY_CHECK[1])
     )
     _async_schedule(hass, entry, coordinator, aligned)
+    capabilities = source.capabilities
+    if capabilities.revision_window is not None or capabilities.gap_window is not None:
+        HistorySweep(hass, entry, coordinator).start()
+    # Gas read in the wrong unit is off by ~11x: checked now and after every daily sweep.
+    entry.async_create_background_task(
+        hass, async_check_gas_units(hass, entry), f"{DOMAIN} gas unit check {entry.entry_id}"
+    )
     co2_meter = entry.options.get(CONF_CO2_METER)
     if (
         co2_meter

@@ -43,6 +43,7 @@ from .analytics.schema import (
     READING_COLUMNS,
     STANDING_CHARGE_COLUMNS,
 )
+from .redact import known_secrets, scrub
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -63,6 +64,10 @@ LOCK_FILE: Final = f".{DATA_FILE}.lock"
 # the live write of a process that could not take the file lock.
 STALE_TEMP_AGE: Final = timedelta(hours=1)
 REMOTE_SCHEMES: Final = frozenset({"s3", "gs", "gcs", "abfs", "abfss", "az"})
+AZURE_SCHEMES: Final = frozenset({"abfs", "abfss", "az"})
+# The name whose info proves a remote root's credentials (and the form's probe write, with a
+# suffix). Hidden: no reader of the archive picks it up.
+PROBE_NAME: Final = ".meterlake-probe"
 
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -94,6 +99,18 @@ _SECRET_KEY = re.compile(
 # Storage options whose values are secrets (scrubbed from error text).
 _SECRET_OPTIONS: Final = frozenset(
     {"access_key", "secret_key", "session_token", "account_key", "sas_token", "client_secret"}
+)
+# AzureFileSystem keywords a URI's query may carry.
+_AZURE_OPTIONS: Final = frozenset(
+    {
+        "account_name",
+        "account_key",
+        "sas_token",
+        "blob_storage_authority",
+        "dfs_storage_authority",
+        "blob_storage_scheme",
+        "dfs_storage_scheme",
+    }
 )
 _SAFE_SEGMENT = re.compile(r"[^A-Za-z0-9_.-]+")
 _BOOL_OPTIONS: Final = frozenset(
@@ -479,7 +496,9 @@ def open_archive(
     """Resolve `archive_root` to a filesystem and check it is usable (blocking).
 
     A relative path lives under `config_dir`; a URI goes to pyarrow.fs (credentials from
-    `storage_options`, else the URI's query or the environment).
+    `storage_options`, else the URI's query or the environment; Azure only with an account
+    key or a SAS token) and is proven with one request that fails cleanly (`_prove`): an
+    Archive on an object store exists only once the store took its credentials.
     """
     root = (root or "").strip() or "meterlake"
     options = dict(storage_options or {})
@@ -500,11 +519,32 @@ def open_archive(
     if scheme not in REMOTE_SCHEMES:
         raise ArchiveError(_display_uri(root), f"unsupported URI scheme {scheme!r}")
     display = _display_uri(root)
+    query_secret = urlsplit(root).query
+    if query_secret:
+        secrets = (*secrets, query_secret)
     try:
         filesystem, base = _remote_filesystem(root, scheme, options)
     except Exception as err:
         raise ArchiveError(display, _describe(err, secrets)) from err
-    return Archive(filesystem, base.rstrip("/"), display, local=False, secrets=secrets)
+    base = base.rstrip("/")
+    _prove(filesystem, base, display, secrets)
+    return Archive(filesystem, base, display, local=False, secrets=secrets)
+
+
+def _prove(filesystem: Any, base: str, display: str, secrets: Sequence[str]) -> None:
+    """Prove the store takes the credentials before anything else calls into it (blocking).
+
+    pyarrow's Azure client aborts the whole process (an uncaught C++ exception) on several
+    calls when its credentials fail — a container's info, opening a file, creating a
+    container — while `get_file_info` of a path inside a container raises a Python error.
+    That call, on a name inside the root, is the proof; only then is an Archive made.
+    """
+    if not base.strip("/"):
+        raise ArchiveError(display, "the URI names no bucket or container")
+    try:
+        filesystem.get_file_info(f"{base}/{PROBE_NAME}")
+    except Exception as err:
+        raise ArchiveError(display, _describe(err, secrets)) from err
 
 
 def _display_uri(uri: str) -> str:
@@ -516,11 +556,13 @@ def _display_uri(uri: str) -> str:
     return f"{parts.scheme}://{host}{parts.path}".rstrip("/")
 
 
-def _remote_filesystem(uri: str, scheme: str, options: dict[str, str]) -> tuple[Any, str]:
+def _remote_filesystem(uri: str, scheme: str, options: dict[str, Any]) -> tuple[Any, str]:
     """Build a pyarrow filesystem for the URI; return it and the root path inside it."""
     from pyarrow import fs as pafs
 
     parts = urlsplit(uri)
+    if scheme in AZURE_SCHEMES:
+        return _azure_filesystem(uri, options)
     if not options:
         filesystem, path = pafs.FileSystem.from_uri(uri)
         return filesystem, str(path)
@@ -536,13 +578,47 @@ def _remote_filesystem(uri: str, scheme: str, options: dict[str, str]) -> tuple[
             merged["access_key"] = unquote(parts.username)
             merged["secret_key"] = unquote(parts.password or "")
         return pafs.S3FileSystem(**merged), f"{parts.hostname}{parts.path}"
-    if scheme in {"gs", "gcs"}:
-        return pafs.GcsFileSystem(**merged), f"{parts.hostname}{parts.path}"
-    # abfs://container@account.dfs.core.windows.net/prefix
-    host = parts.hostname or ""
-    if "account_name" not in merged and "." in host:
-        merged["account_name"] = host.split(".", 1)[0]
-    container = parts.username or host
+    return pafs.GcsFileSystem(**merged), f"{parts.hostname}{parts.path}"
+
+
+def _azure_filesystem(uri: str, options: dict[str, Any]) -> tuple[Any, str]:
+    """AzureFileSystem with an account key or a SAS token, never Azure's default credentials.
+
+    Roots: `abfs[s]://container@account.dfs.core.windows.net/path` or `az://container/path`.
+    Azure's default credentials are refused: pyarrow cannot report their failure without
+    aborting the process. A SAS may come in the URI's query (`?sv=…&sig=…`); a sovereign
+    cloud's authorities come from the host; an endpoint option (Azurite) wins over both.
+    """
+    from pyarrow import fs as pafs
+
+    from .storage import azure_account_of, azure_authorities, sas_has_signature, valid_account_key
+
+    parts = urlsplit(uri)
+    merged: dict[str, Any] = azure_authorities(uri)
+    if sas_has_signature(uri):
+        merged["sas_token"] = parts.query
+    else:
+        merged.update(
+            (key, value) for key, value in parse_qsl(parts.query) if key in _AZURE_OPTIONS
+        )
+    merged.update(options)
+    if not merged.get("account_name"):
+        account = azure_account_of(uri)
+        if account is None:
+            raise ValueError("no storage account: give the account name")
+        merged["account_name"] = account
+    key, sas = merged.get("account_key"), merged.get("sas_token")
+    if key and sas:
+        raise ValueError("give an account key or a SAS token, not both")
+    if not key and not sas:
+        raise ValueError("no account key or SAS token (Azure's default credentials are not used)")
+    if key and not valid_account_key(str(key)):
+        raise ValueError("the account key is not base64")
+    if sas and not str(sas).startswith("?"):
+        merged["sas_token"] = f"?{sas}"
+    container = parts.username if parts.username else parts.hostname or ""
+    if not container:
+        raise ValueError("the URI names no container")
     return pafs.AzureFileSystem(**merged), f"{container}{parts.path}"
 
 
@@ -551,9 +627,7 @@ def _describe(err: BaseException, secrets: Sequence[str] = ()) -> str:
     text = str(err).strip() or type(err).__name__
     if isinstance(err, OSError) and err.strerror and err.filename:
         text = f"{err.strerror}: {err.filename}"
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    text = re.sub(r"(://)[^/@\s]*:[^/@\s]*@", r"\1***@", text)
+    text = scrub(text, secrets)
     text = " ".join(text.split())
     if len(text) > 400:
         text = text[:397] + "..."
@@ -665,7 +739,7 @@ def _strip_secrets(payload: Any, secrets: Sequence[str]) -> Any:
     if isinstance(payload, (list, tuple)):
         return [_strip_secrets(item, secrets) for item in payload]
     if isinstance(payload, str):
-        for secret in secrets:
+        for secret in (*secrets, *known_secrets()):
             if secret:
                 payload = payload.replace(secret, "***")
     return payload
@@ -699,6 +773,18 @@ class Archive:
         return f"Archive({self.root!r})"
 
     # -- public API -------------------------------------------------------------------------
+
+    def check_writable(self) -> None:
+        """Write and delete a small hidden object at the root (the options form's check).
+
+        Object stores only: a local root was created by `open_archive`. The credentials are
+        proven already (`open_archive`), so a refusal here is a clean ArchiveError.
+        """
+        if self._local:
+            return
+        path = self._join(f"{PROBE_NAME}-{uuid.uuid4().hex}")
+        self._guard(self._put_remote, path, b"meterlake")
+        self._guard(self._fs.delete_file, path)
 
     def write_intervals(self, frame: pd.DataFrame) -> WriteSummary:
         """Merge interval-table rows into consumption/supplier=/meter=/month= partitions."""
@@ -954,6 +1040,26 @@ class Archive:
             skip_corrupt=skip_corrupt,
         )
 
+    def read_rates(self, supplier: str, tariff: str, end: datetime) -> pd.DataFrame:
+        """A tariff's archived unit rates that start before `end`, with RATE_COLUMNS.
+
+        Rate partitions are by `valid_from` (an open-ended rate lives in the month it started),
+        so every month up to `end` is read; unreadable partitions are logged and left out.
+        """
+        import pandas as pd
+        import pyarrow as pa
+
+        from .analytics.schema import RATE_COLUMNS
+
+        folder = self._join(RATES.name, _segment("supplier", supplier), _segment("tariff", tariff))
+        tables = list(self._month_tables(RATES, folder, None, end, skip_corrupt=True))
+        if not tables:
+            return pd.DataFrame({name: [] for name in RATE_COLUMNS})
+        frame: pd.DataFrame = pa.concat_tables(tables).to_pandas()
+        frame["supplier"] = supplier
+        frame["tariff"] = tariff
+        return frame[list(RATE_COLUMNS)]
+
     def read_readings(
         self,
         meter: str,
@@ -1125,6 +1231,15 @@ class Archive:
                 ):
                     meters.add(unquote(segment.split("=", 1)[1]))
         return sorted(meters)
+
+    def interval_months(self, meter: str) -> list[str]:
+        """`YYYY-MM` months with a consumption data file of `meter` (any supplier), oldest first.
+
+        A listing only (no file is opened): long reads go month by month over these.
+        """
+        return sorted(
+            {month for month, path in self._meter_files(meter) if path.endswith("/" + DATA_FILE)}
+        )
 
     def verify_intervals(
         self,
@@ -1914,9 +2029,7 @@ def _parquet_options(table: Any, columns: Sequence[tuple[str, str]]) -> dict[str
 
 
 def _describe_text(text: str, secrets: Sequence[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
+    return scrub(text, secrets)
 
 
 def _clear_dead_temps(final: Path) -> None:

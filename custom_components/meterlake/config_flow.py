@@ -49,15 +49,17 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
     TextSelectorType,
 )
+from homeassistant.util import dt as dt_util
 import probatio as vol
 
 from .analytics.schema import ANOMALY_KINDS
 from .const import (
     ARCHIVE_CREDENTIAL_KEYS,
+    ARCHIVE_SECRET_KEYS,
     CONF_ACCOUNT_NUMBER,
     CONF_ANOMALIES,
+    CONF_ARCHIVE_ANONYMOUS,
     CONF_ARCHIVE_ROOT,
-    CONF_ARCHIVE_SECRET_KEY,
     CONF_BACKFILL_DAYS,
     CONF_CO2_METER,
     CONF_GAS_CALORIFIC_VALUE,
@@ -93,6 +95,7 @@ from .options import (
     invalid_options_issue_id,
     validate_options,
 )
+from .redact import scrub
 from .sources.base import (
     HttpClient,
     RetryPolicy,
@@ -111,8 +114,13 @@ from .sources.octopus import (
     meter_infos,
     normalize_account_number,
 )
-from .sources.octopus_account import GAS_UNITS, SUPPLIER as OCTOPUS_SUPPLIER
+from .sources.octopus_account import (
+    GAS_UNITS,
+    SUPPLIER as OCTOPUS_SUPPLIER,
+    async_suggest_gas_unit,
+)
 from .sources.tibber import TibberAccount, TibberHome, async_read_account, home_config
+from .storage import check_storage_fields, storage_options
 from .subentry_flow import ComposedMeterFlow
 
 _LOGGER = logging.getLogger(__name__)
@@ -419,11 +427,43 @@ class MeterLakeConfigFlow(ConfigFlow, domain=DOMAIN):
         self._selected_default = [key for key in keys if key in selected] or keys
         stored_units = gas_units or {}
         self._gas_unit_default = {
-            meter.key: stored_units.get(meter.key, meter.default_unit)
+            meter.key: stored_units.get(meter.key)
+            or await self._async_gas_unit_default(api_key, meter, account)
             for meter in discovered
             if meter.kind == "gas"
         }
         return await self.async_step_octopus_meters()
+
+    async def _async_gas_unit_default(
+        self, api_key: str, meter: DiscoveredMeter, account: Mapping[str, Any]
+    ) -> str:
+        """The unit the last year of readings fits against the annual quantity, else by serial.
+
+        The user still confirms it in the form; a failed read just keeps the serial's default.
+        """
+        from .analytics.gas_units import kwh_per_m3
+
+        client = HttpClient(
+            async_get_clientsession(self.hass),
+            OCTOPUS_SUPPLIER,
+            policy=FLOW_RETRY_POLICY,
+            redact=(api_key, meter.point, *meter.serials),
+        )
+        try:
+            suggested = await async_suggest_gas_unit(
+                client,
+                api_key,
+                meter,
+                account,
+                now=dt_util.utcnow(),
+                kwh_per_m3=kwh_per_m3(
+                    calorific_value=DEFAULT_GAS_CALORIFIC_VALUE,
+                    correction=DEFAULT_GAS_VOLUME_CORRECTION,
+                ),
+            )
+        except SourceError:
+            suggested = None
+        return suggested or meter.default_unit
 
     # ------------------------------------------------------------------------------ Tibber
 
@@ -769,8 +809,10 @@ def _options_schema(options: dict[str, Any]) -> vol.Schema:
             ): BooleanSelector(),
             **{
                 vol.Optional(key, description={"suggested_value": options.get(key)}): (
-                    TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
-                    if key == CONF_ARCHIVE_SECRET_KEY
+                    BooleanSelector()
+                    if key == CONF_ARCHIVE_ANONYMOUS
+                    else TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
+                    if key in ARCHIVE_SECRET_KEYS
                     else TextSelector()
                 )
                 for key in ARCHIVE_CREDENTIAL_KEYS
@@ -817,23 +859,31 @@ def _anomaly_schema(current: Mapping[str, Any]) -> vol.Schema:
 
 
 async def async_check_archive(hass: HomeAssistant, options: Mapping[str, Any]) -> str | None:
-    """Open the archive root as the entry will; the reason when it cannot be used."""
+    """Open the archive root as the entry will, with real I/O; the reason when it cannot be used.
+
+    Opening proves an object store's credentials with a call that fails cleanly
+    (`open_archive`); then a small hidden object is written and deleted, so a read-only key
+    or token is refused here rather than at the first poll. The reason has no secrets.
+    """
     from .archive import ArchiveError, open_archive
-    from .sinks import storage_options
+
+    secrets = [str(options.get(key) or "") for key in ARCHIVE_SECRET_KEYS]
+
+    def check() -> None:
+        archive = open_archive(
+            str(options[CONF_ARCHIVE_ROOT]),
+            config_dir=hass.config.config_dir,
+            storage_options=storage_options(options),
+        )
+        archive.check_writable()
 
     try:
-        await hass.async_add_executor_job(
-            lambda: open_archive(
-                str(options[CONF_ARCHIVE_ROOT]),
-                config_dir=hass.config.config_dir,
-                storage_options=storage_options(options),
-            )
-        )
+        await hass.async_add_executor_job(check)
     except ArchiveError as err:
-        return str(err)
+        return scrub(str(err), secrets)
     except (OSError, RuntimeError, ValueError) as err:
         # Path oddities open_archive does not wrap, e.g. `~nobody/lake` (no such user).
-        return str(err) or type(err).__name__
+        return scrub(str(err) or type(err).__name__, secrets)
     return None
 
 
@@ -849,6 +899,11 @@ async def async_validate_options_form(
     options, errors = validate_options(user_input)
     merged = {key: value for key, value in stored.items() if key not in ARCHIVE_CREDENTIAL_KEYS}
     merged |= options
+    if merged.get(CONF_ARCHIVE_ANONYMOUS) is not True:
+        merged.pop(CONF_ARCHIVE_ANONYMOUS, None)
+    if not errors:
+        # Each store takes its own fields; one of another store is refused, not ignored.
+        errors = check_storage_fields(merged)
     placeholders = {"error": ""}
     if not errors and (problem := await async_check_archive(hass, merged)) is not None:
         errors[CONF_ARCHIVE_ROOT] = "archive_unreachable"

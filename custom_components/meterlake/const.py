@@ -63,9 +63,30 @@ CONF_ARCHIVE_ENDPOINT: Final = "archive_endpoint"
 CONF_ARCHIVE_ACCESS_KEY: Final = "archive_access_key"
 CONF_ARCHIVE_SECRET_KEY: Final = "archive_secret_key"
 CONF_ARCHIVE_REGION: Final = "archive_region"
+# Azure (abfs://, abfss://, az://): account, and an account key or a SAS token.
+CONF_ARCHIVE_ACCOUNT_NAME: Final = "archive_account_name"
+CONF_ARCHIVE_ACCOUNT_KEY: Final = "archive_account_key"
+CONF_ARCHIVE_SAS_TOKEN: Final = "archive_sas_token"
+# GCS (gs://): anonymous access, or a service account's JSON key (else the environment's
+# credentials).
+CONF_ARCHIVE_ANONYMOUS: Final = "archive_anonymous"
+CONF_ARCHIVE_SERVICE_ACCOUNT: Final = "archive_service_account"
 ARCHIVE_CREDENTIAL_KEYS: Final = (
     CONF_ARCHIVE_ENDPOINT,
     CONF_ARCHIVE_ACCESS_KEY,
     CONF_ARCHIVE_SECRET_KEY,
     CONF_ARCHIVE_REGION,
+    CONF_ARCHIVE_ACCOUNT_NAME,
+    CONF_ARCHIVE_ACCOUNT_KEY,
+    CONF_ARCHIVE_SAS_TOKEN,
+    CONF_ARCHIVE_ANONYMOUS,
+    CONF_ARCHIVE_SERVICE_ACCOUNT,
+)
+# Of those, the ones whose values are secrets (password fields, the service account's JSON
+# a multiline one; scrubbed from every text).
+ARCHIVE_SECRET_KEYS: Final = (
+    CONF_ARCHIVE_SECRET_KEY,
+    CONF_ARCHIVE_ACCOUNT_KEY,
+    CONF_ARCHIVE_SAS_TOKEN,
+    CONF_ARCHIVE_SERVICE_ACCOUNT,
 )

@@ -30,6 +30,7 @@ from .const import (
     RECENT_WINDOW,
 )
 from .lake import async_get_lake
+from .redact import scrub
 from .sources.base import (
     AuditRecord,
     FetchResult,
@@ -40,6 +41,7 @@ from .sources.base import (
     SourceUnavailableError,
     floor_to,
     has_spot_prices,
+    polls_adaptively,
 )
 from .sources.composed import ComposedSource
 from .store import WatermarkStore
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .analytics.prices import PriceSummary
+    from .analytics.revisions import MissingSlots
     from .anomalies import AnomalyMonitor
     from .archive import MeterCheck
     from .emissions import EmissionsTracker
@@ -58,6 +61,8 @@ _LOGGER = logging.getLogger(__name__)
 HOUR = timedelta(hours=1)
 # How much grid data (eCO2mix) the coordinator keeps in memory for the grid sensors.
 GRID_WINDOW = timedelta(days=2)
+# A meter failing this many polls in a row gets a repair issue (cleared when it answers).
+FAILING_POLLS = 3
 
 type MeterLakeConfigEntry = ConfigEntry[MeterLakeData]
 
@@ -215,6 +220,8 @@ class PollReport:
     rows: dict[str, int] = field(default_factory=dict)
     stored: dict[str, int] = field(default_factory=dict)
     audit: list[AuditRecord] = field(default_factory=list)
+    # Meters a scheduled poll left alone: their next data was not due yet (adaptive polling).
+    skipped: list[str] = field(default_factory=list)
 
 
 class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
@@ -252,6 +259,8 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         self.emissions: EmissionsTracker | None = None
         # Meters whose last poll failed while others succeeded: meter key -> error.
         self.failed: dict[str, str] = {}
+        # Consecutive failed polls per meter: from FAILING_POLLS on, a repair issue names it.
+        self.failed_polls: dict[str, int] = {}
         # Clock-aligned polls (eCO2mix) wait until then after a server asked to (Retry-After).
         self.not_before: datetime | None = None
         self.polling = False
@@ -300,6 +309,10 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
             await self._async_prime(now)
         failures: dict[str, UpdateFailed] = {}
         for meter in self.source.meters:
+            if polls_adaptively(self.source) and not self.source.poll_due(meter, now):
+                # No new data is expected yet (docs/architecture.md, "Requests").
+                report.skipped.append(meter.key)
+                continue
             # One meter's failure (a Tibber home gone, say) must not stop the others; a refused
             # credential (ConfigEntryAuthFailed) stops the poll, it is the same for every meter.
             try:
@@ -329,7 +342,11 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
                 await self._async_prime_grid(meter, now)
                 continue
             watermark = self.store.get(meter.key)
-            start = None if watermark is None else now - RECENT_WINDOW - timedelta(days=1)
+            start = now - RECENT_WINDOW - timedelta(days=1)
+            if watermark is None and (months := await self.archive.async_months(meter)):
+                # The watermark is the archive's newest row: read back to its newest month at
+                # most, never the whole history (memory holds the recent window only).
+                start = min(start, _month_window(months[-1])[0])
             rows = await self.archive.async_read(meter, start, None)
             if rows is None or rows.empty:
                 continue
@@ -475,6 +492,28 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         for key in self.failed.keys() - failures.keys():
             _LOGGER.info("Polling %s works again", key)
         self.failed = {key: str(err) for key, err in failures.items()}
+        self.failed_polls = {key: self.failed_polls.get(key, 0) + 1 for key in failures}
+        for meter in self.source.meters:
+            issue_id = meter_failing_issue_id(self.config_entry.entry_id, meter.key)
+            polls = self.failed_polls.get(meter.key, 0)
+            if polls < FAILING_POLLS:
+                if not polls:
+                    ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+                continue
+            ir.async_create_issue(
+                self.hass,
+                DOMAIN,
+                issue_id,
+                is_fixable=False,
+                severity=ir.IssueSeverity.WARNING,
+                translation_key="meter_failing",
+                translation_placeholders={
+                    "meter": meter.name,
+                    "entry": self.config_entry.title,
+                    "polls": str(FAILING_POLLS),
+                    "error": self.failed[meter.key],
+                },
+            )
 
     async def async_refresh_snapshots(self) -> None:
         """Recompute the sensors' values now (after a backfill, a price slot, emissions).
@@ -517,7 +556,8 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
     async def async_is_stored(self, meter: MeterInfo, start: datetime, end: datetime) -> bool:
         """True when every published slot of [start, end) is stored, so a backfill may skip it.
 
-        "Published" ends at the watermark: slots the source has not delivered yet are not gaps.
+        "Published" ends at the watermark: slots the source has not delivered yet are not gaps;
+        nor are an export meter's quiet slots (none published on a day that has rows).
         """
         watermark = self.store.get(meter.key)
         if watermark is None:
@@ -528,15 +568,19 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         rows = await self.async_stored_rows(meter, start, end)
         if rows is None or rows.empty:
             return False
-        return await self.hass.async_add_executor_job(_missing_slots, rows, meter, start, end) == 0
+        missing = await self.hass.async_add_executor_job(_missing_slots, rows, meter, start, end)
+        return missing.gap_slots == 0
 
     async def async_missing(
         self, meter: MeterInfo, result: FetchResult, start: datetime, end: datetime
-    ) -> int:
-        """Slots of [start, end) the source did not deliver (up to what it has published)."""
+    ) -> MissingSlots:
+        """Slots of [start, end) the source did not deliver (up to what it has published).
+
+        An export meter's missing slots on days that have rows are counted apart, as quiet.
+        """
         until = min(end, result.complete_until or start)
         if until <= start:
-            return 0
+            return _no_missing()
         rows = result.intervals
         if meter.kind == "grid" and result.grid is not None:
             rows = result.grid.assign(meter=meter.key)
@@ -646,13 +690,23 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
         running totals, so a restart during any of their imports, a failed import, or a new
         install over an existing archive leaves no hole: each gets exactly what it lacks.
         """
+        from .statistics import month_windows
+
         for meter in self.source.meters:
             if meter.kind == "grid":
                 continue
-            rows = await self.archive.async_read(meter, None, None)
-            if rows is None or rows.empty:
+            # Month by month: never the whole history of a meter in memory.
+            months = await self.archive.async_months(meter)
+            if not months:
                 continue
-            await self.statistics.async_reconcile(meter, self._archived_result(meter, rows))
+            await self.statistics.async_import_history(
+                meter,
+                month_windows(months),
+                partial(self.archive.async_read, meter),
+                agreements=self._table(meter, "agreements"),
+                standing_charges=self._table(meter, "standing_charges"),
+                reconcile=True,
+            )
 
     async def async_rebuild(
         self, meters: Sequence[MeterInfo], start: datetime | None
@@ -703,6 +757,20 @@ class MeterLakeCoordinator(DataUpdateCoordinator[dict[str, MeterSnapshot]]):
                 return 0, 0
             return await self.emissions.async_rebuild(start)
         await self._async_refuse_lossy_rebuild(meter, start)
+        if months := await self.archive.async_months(meter):
+            from .statistics import month_windows
+
+            # Month by month from the archive: never the whole history in memory.
+            done = await self.statistics.async_import_history(
+                meter,
+                month_windows(months, start),
+                partial(self.async_stored_rows, meter),
+                agreements=self._table(meter, "agreements"),
+                standing_charges=self._table(meter, "standing_charges"),
+                exact=start is None,
+            )
+            assert done is not None  # a rebuild raises instead
+            return done
         rows = await self.async_stored_rows(meter, start, None)
         if rows is None or rows.empty:
             return 0, 0
@@ -926,13 +994,13 @@ def _update_error(err: SourceError) -> ConfigEntryAuthFailed | UpdateFailed:
         return UpdateFailed(
             translation_domain=DOMAIN,
             translation_key="cannot_connect",
-            translation_placeholders={"error": str(err)},
+            translation_placeholders={"error": scrub(str(err))},
             retry_after=err.retry_after,
         )
     return UpdateFailed(
         translation_domain=DOMAIN,
         translation_key="source_error",
-        translation_placeholders={"error": str(err)},
+        translation_placeholders={"error": scrub(str(err))},
     )
 
 
@@ -948,8 +1016,13 @@ def archive_unreadable(err: Exception) -> HomeAssistantError:
     return HomeAssistantError(
         translation_domain=DOMAIN,
         translation_key="archive_unreadable",
-        translation_placeholders={"error": str(err)},
+        translation_placeholders={"error": scrub(str(err))},
     )
+
+
+def meter_failing_issue_id(entry_id: str, meter_key: str) -> str:
+    """Id of the repair issue of a meter whose polls keep failing."""
+    return f"meter_failing_{entry_id}_{meter_key}"
 
 
 def archive_damaged_issue_id(entry_id: str) -> str:
@@ -979,8 +1052,17 @@ def _rows_between(
     return frame[mask].reset_index(drop=True)
 
 
-def _missing_slots(rows: pd.DataFrame, meter: MeterInfo, start: datetime, end: datetime) -> int:
-    from .analytics.intervals import continuity
+def _no_missing() -> MissingSlots:
+    from .analytics.revisions import MissingSlots
+
+    return MissingSlots([], 0, 0)
+
+
+def _missing_slots(
+    rows: pd.DataFrame, meter: MeterInfo, start: datetime, end: datetime
+) -> MissingSlots:
+    """Whole slots of [start, end) without a row: gaps, and an export meter's quiet slots."""
+    from .analytics.revisions import classify_missing
 
     step = timedelta(minutes=meter.cadence_minutes)
     first = floor_to(start, step)
@@ -988,13 +1070,15 @@ def _missing_slots(rows: pd.DataFrame, meter: MeterInfo, start: datetime, end: d
         first += step
     last = floor_to(end, step)
     if last <= first:
-        return 0
-    return continuity(
-        rows[rows["meter"] == meter.key],
+        return _no_missing()
+    return classify_missing(
+        rows.loc[rows["meter"] == meter.key, "start"],
         cadence_minutes=meter.cadence_minutes,
         window_start=first,
         window_end=last,
-    ).missing_count
+        time_zone=meter.time_zone,
+        quiet_days=meter.is_export,
+    )
 
 
 def _concat_recent(frames: list[pd.DataFrame], now: datetime) -> pd.DataFrame:

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.config_entries import ConfigEntry
@@ -21,17 +22,15 @@ from homeassistant.helpers.start import async_at_started
 from homeassistant.util import dt as dt_util
 
 from .const import (
-    CONF_ARCHIVE_ACCESS_KEY,
-    CONF_ARCHIVE_ENDPOINT,
-    CONF_ARCHIVE_REGION,
     CONF_ARCHIVE_ROOT,
-    CONF_ARCHIVE_SECRET_KEY,
     CONF_KEEP_RAW_DAYS,
     CONF_STANDING_CHARGE_IN_COST,
     DEFAULT_ARCHIVE_ROOT,
     DOMAIN,
 )
+from .redact import scrub
 from .sources.base import AuditRecord, FetchResult, MeterInfo
+from .storage import SCHEME_LOCAL, storage_options, store_kind
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,32 +39,9 @@ if TYPE_CHECKING:
 
 _LOGGER = logging.getLogger(__name__)
 
-# Option keys for object-store credentials (redacted in diagnostics).
-STORAGE_OPTION_KEYS = {
-    CONF_ARCHIVE_ENDPOINT: "endpoint_override",
-    CONF_ARCHIVE_ACCESS_KEY: "access_key",
-    CONF_ARCHIVE_SECRET_KEY: "secret_key",
-    CONF_ARCHIVE_REGION: "region",
-}
 
-
-def storage_options(options: Mapping[str, Any]) -> dict[str, str]:
-    """pyarrow.fs keyword arguments from the entry's archive credential options.
-
-    An endpoint given as a URL (`http://minio.local:9000`) is split into pyarrow's
-    `scheme` and `endpoint_override`.
-    """
-    result = {
-        target: str(options[key]).strip()
-        for key, target in STORAGE_OPTION_KEYS.items()
-        if str(options.get(key) or "").strip()
-    }
-    endpoint = result.get("endpoint_override", "")
-    if "://" in endpoint:
-        scheme, _, host = endpoint.partition("://")
-        result["scheme"] = scheme.lower()
-        result["endpoint_override"] = host.rstrip("/")
-    return result
+# How long an archive that could not be opened is left alone before the next attempt.
+OPEN_RETRY_S = 60.0
 
 
 def archive_issue_id(entry_id: str) -> str:
@@ -106,24 +82,53 @@ class ArchiveSink:
         self.archive: Archive | None = None
         self.last_error: str | None = None
         self._cleared = False
+        # When opening last failed, and why: the store is not asked again for OPEN_RETRY_S.
+        self._refused: tuple[float, str, str] | None = None
 
     @property
     def issue_id(self) -> str:
         """One repair issue per entry."""
         return archive_issue_id(self.entry_id)
 
-    async def async_open(self) -> Archive:
-        """Open the archive root once (blocking checks run in the executor)."""
-        if self.archive is None:
-            from .archive import open_archive
+    async def async_prove(self) -> bool:
+        """Open the archive at setup: its credentials are proven before anything uses it.
 
-            self.archive = await self.hass.async_add_executor_job(
-                lambda: open_archive(
-                    self.root_option,
-                    config_dir=self.hass.config.config_dir,
-                    storage_options=self.storage_options,
+        On failure the archive stays off (every use tries to open it again) and the entry's
+        archive repair issue says why; the entry itself starts (the sensors need no archive).
+        """
+        from .archive import ArchiveError
+
+        try:
+            await self.async_open()
+        except ArchiveError as err:
+            self._failed(err.root, err.reason)
+            return False
+        return True
+
+    async def async_open(self) -> Archive:
+        """Open the archive root once (blocking checks run in the executor).
+
+        `open_archive` proves an object store's credentials with a call that fails cleanly;
+        until it succeeds no Archive exists, so nothing else can call into the store.
+        """
+        if self.archive is None:
+            from .archive import ArchiveError, open_archive
+
+            if self._refused is not None and time.monotonic() - self._refused[0] < OPEN_RETRY_S:
+                # An unreachable store costs seconds per attempt: fail fast meanwhile.
+                raise ArchiveError(self._refused[1], self._refused[2])
+            try:
+                self.archive = await self.hass.async_add_executor_job(
+                    lambda: open_archive(
+                        self.root_option,
+                        config_dir=self.hass.config.config_dir,
+                        storage_options=self.storage_options,
+                    )
                 )
-            )
+            except ArchiveError as err:
+                self._refused = (time.monotonic(), err.root, err.reason)
+                raise
+            self._refused = None
         return self.archive
 
     async def async_store(self, meter: MeterInfo, result: FetchResult) -> StoreOutcome:
@@ -162,6 +167,20 @@ class ArchiveSink:
             return await self.hass.async_add_executor_job(
                 lambda: archive.read_intervals(meter.key, start, end, skip_corrupt=True)
             )
+        except ArchiveError as err:
+            _LOGGER.warning("Cannot read the archive: %s", err)
+            return None
+
+    async def async_months(self, meter: MeterInfo) -> list[str] | None:
+        """`YYYY-MM` months holding intervals of the meter, oldest first; None when unreadable.
+
+        Long reads (statistics catch-up, rebuilds, priming) go month by month over these.
+        """
+        from .archive import ArchiveError
+
+        try:
+            archive = await self.async_open()
+            return await self.hass.async_add_executor_job(archive.interval_months, meter.key)
         except ArchiveError as err:
             _LOGGER.warning("Cannot read the archive: %s", err)
             return None
@@ -258,6 +277,15 @@ class ArchiveSink:
         return True
 
     def _failed(self, root: str, reason: str) -> None:
+        """Log once and raise the entry's archive issue: not opened, or not written.
+
+        Not opened: an object store refused the credentials or could not be reached (a local
+        folder that cannot be made is "not written"). The texts are scrubbed again, as a
+        reason may come from outside archive.py.
+        """
+        root, reason = scrub(root), scrub(reason)
+        unproven = self.archive is None and store_kind(self.root_option) != SCHEME_LOCAL
+        translation_key = "archive_unproven" if unproven else "archive_unwritable"
         if self.last_error is None:
             _LOGGER.error("Cannot write the archive at %s: %s", root, reason)
         self.last_error = reason
@@ -267,7 +295,7 @@ class ArchiveSink:
             self.issue_id,
             is_fixable=False,
             severity=ir.IssueSeverity.ERROR,
-            translation_key="archive_unwritable",
+            translation_key=translation_key,
             translation_placeholders={"root": root, "error": reason},
         )
 
@@ -444,10 +472,6 @@ class StatisticsSink:
             del self.pending[key]
         return True
 
-    async def async_reconcile(self, meter: MeterInfo, result: FetchResult) -> bool:
-        """Repair each statistic of the meter that differs from `result` (the whole archive)."""
-        return await self._async_run(meter, result.intervals, result, reconcile=True)
-
     async def async_rebuild(self, meter: MeterInfo, result: FetchResult, *, exact: bool) -> int:
         """Rewrite the statistics from `result` (stored rows), without clearing first.
 
@@ -468,6 +492,59 @@ class StatisticsSink:
         )
         self._note_refused(meter, outcome.refused)
         return outcome.hours_written
+
+    async def async_import_history(
+        self,
+        meter: MeterInfo,
+        windows: Sequence[tuple[datetime, datetime]],
+        read: Callable[[datetime, datetime], Awaitable[pd.DataFrame | None]],
+        *,
+        agreements: pd.DataFrame | None = None,
+        standing_charges: pd.DataFrame | None = None,
+        reconcile: bool = False,
+        exact: bool = False,
+    ) -> tuple[int, int] | None:
+        """Import a stored history read window by window (months): (intervals read, hours sent).
+
+        Never the whole history in memory (statistics.async_import_history). A reconcile (the
+        catch-up) that fails is logged and kept in `failures`, and returns None; a rebuild
+        raises. `agreements` and `standing_charges` give the standing charges of each window.
+        """
+        from . import statistics
+
+        async def standing(frame: pd.DataFrame) -> pd.DataFrame | None:
+            tables = FetchResult(
+                intervals=frame,
+                complete_until=None,
+                agreements=agreements,
+                standing_charges=standing_charges,
+            )
+            return await self._standing(meter, tables, frame)
+
+        try:
+            outcome = await statistics.async_import_history(
+                self.hass,
+                meter,
+                windows,
+                read,
+                standing=standing if self.standing_charge_in_cost else None,
+                standing_charge_in_cost=self.standing_charge_in_cost,
+                time_zone=meter.time_zone,
+                exact=exact,
+                reconcile=reconcile,
+            )
+        except Exception as err:
+            if not reconcile:
+                raise
+            if self.failures.get(meter.key) is None:
+                _LOGGER.warning("Statistics import for %s failed: %s", meter.key, err)
+            self.failures[meter.key] = self.last_error = str(err)
+            return None
+        if reconcile:
+            self.failures.pop(meter.key, None)
+            self.last_error = next(iter(self.failures.values()), None)
+        self._note_refused(meter, outcome.result.refused)
+        return outcome.intervals, outcome.result.hours_written
 
     async def _async_run(
         self, meter: MeterInfo, frame: pd.DataFrame, result: FetchResult, *, reconcile: bool

@@ -14,14 +14,23 @@ Unknown values (NaN cost because no rate covered an interval, or an hour where a
 lacks the quantity) are never turned into numbers: such an hour gets no row of its own, it adds
 nothing to the running sum, and an hour already stored keeps the change it had. When the
 value becomes known the hour is written and every later sum moves with it.
+
+Long histories go month by month (docs/architecture.md, "Long-term statistics"): the hours are
+cut at UTC month starts and each month is compared with, and sent to, the recorder on its own,
+carrying the running sum (and the stored sum it replaces) from one month to the next, so the
+result is the same left fold as one pass and only one month of stored rows is in memory. The
+archive itself is read month by month too (`async_import_history`): a month's intervals are
+summed into hours and dropped before the next month is read. Each statistic of a multi-month
+import logs its progress (`<statistic>: <hours>/<total> hours imported`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
+from functools import partial
 import logging
 import re
 import time
@@ -71,6 +80,14 @@ DEFAULT_JOB_SECONDS: Final = 0.5
 FIRST_CHUNK_ROWS: Final = 500
 MIN_CHUNK_ROWS: Final = 100
 MAX_CHUNK_ROWS: Final = 20_000
+
+# Progress of a multi-month import: at most one INFO line per statistic this often (and the last).
+PROGRESS_SECONDS: Final = 10.0
+
+# Reads one window [start, end) of a meter's stored intervals (None when unreadable).
+type MonthReader = Callable[[datetime, datetime], Awaitable[pd.DataFrame | None]]
+# Daily standing charges of a frame's local days (sinks.standing_by_day), None without any.
+type StandingReader = Callable[[pd.DataFrame], Awaitable[pd.DataFrame | None]]
 
 _OBJECT_ID = re.compile(r"[a-z0-9]+(?:_[a-z0-9]+)*")
 _ALNUM = re.compile(r"[^\W_]")
@@ -139,6 +156,9 @@ class _Stored:
     sums: list[float | None]
     states: list[float | None]
     metadata: StatisticMetaData | None = None
+    # The stored sum `anchor` replaced: a later month of one import continues from the sum the
+    # month before it wrote (`anchor`) and shifts kept hours by the difference to this one.
+    old_anchor: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +170,9 @@ class _Rows:
     sums: list[float]
     # Stored hours that no interval covers any more (exact rebuilds delete them).
     removed: list[int] = field(default_factory=list)
+    # Where the fold ended: the new running sum and the stored sum it replaced (next month).
+    running: float = 0.0
+    old: float = 0.0
 
     def __len__(self) -> int:
         return len(self.hours)
@@ -358,15 +381,25 @@ def _single_currency(frame: pd.DataFrame) -> str | None:
     return str(found[0]) if len(found) == 1 else None
 
 
-def _read_stored(hass: HomeAssistant, ids: list[str], first_hour: datetime) -> dict[str, _Stored]:
-    """Anchor sums and stored rows from `first_hour` on (recorder executor, never the loop)."""
+def _read_stored(
+    hass: HomeAssistant,
+    ids: list[str],
+    first_hour: datetime,
+    until: datetime | None = None,
+    carried: Mapping[str, tuple[float, float]] | None = None,
+) -> dict[str, _Stored]:
+    """Anchor sums and stored rows in [first_hour, until) (recorder executor, never the loop).
+
+    `carried` holds, per statistic, where the previous month of the same import ended (new
+    running sum, stored sum it replaced): that is the anchor then, not a read.
+    """
     metadata = get_metadata(hass, statistic_ids=set(ids))
     present = [stat_id for stat_id in ids if stat_id in metadata]
     rows: dict[str, list[Any]] = {}
     if present:
         rows = dict(
             statistics_during_period(
-                hass, first_hour, None, set(present), "hour", None, {"sum", "state"}
+                hass, first_hour, until, set(present), "hour", None, {"sum", "state"}
             )
         )
     stored: dict[str, _Stored] = {}
@@ -374,17 +407,23 @@ def _read_stored(hass: HomeAssistant, ids: list[str], first_hour: datetime) -> d
         if stat_id not in metadata:
             stored[stat_id] = _Stored(False, 0.0, [], [], [])
             continue
-        # Newest stored sum strictly before first_hour: the sum this import continues from.
-        before = statistic_during_period(hass, None, first_hour, stat_id, {"change"}, None)
-        anchor = before.get("change")
+        old_anchor: float | None = None
+        if carried is not None and stat_id in carried:
+            anchor, old_anchor = carried[stat_id]
+        else:
+            # Newest stored sum strictly before first_hour: the sum this import continues from.
+            before = statistic_during_period(hass, None, first_hour, stat_id, {"change"}, None)
+            change = before.get("change")
+            anchor = float(change) if change is not None else 0.0
         found = rows.get(stat_id, [])
         stored[stat_id] = _Stored(
             exists=True,
-            anchor=float(anchor) if anchor is not None else 0.0,
+            anchor=anchor,
             hours=[round(row["start"]) for row in found],
             sums=[row.get("sum") for row in found],
             states=[row.get("state") for row in found],
             metadata=metadata[stat_id][1],
+            old_anchor=old_anchor,
         )
     return stored
 
@@ -433,7 +472,7 @@ def _changed_rows(series: _Series, stored: _Stored, *, exact: bool = False) -> _
         elif total is not None:
             old[hour] = (total, state)
     running = stored.anchor
-    previous_old = stored.anchor
+    previous_old = stored.anchor if stored.old_anchor is None else stored.old_anchor
     for hour in sorted(fresh.keys() | old.keys()):
         value = fresh.get(hour)
         kept = old.get(hour)
@@ -451,7 +490,7 @@ def _changed_rows(series: _Series, stored: _Stored, *, exact: bool = False) -> _
         out.hours.append(hour)
         out.states.append(state)
         out.sums.append(running)
-    return out
+    return replace(out, running=running, old=previous_old)
 
 
 def _metadata(stat_id: str, name: str, unit: str, unit_class: str | None) -> StatisticMetaData:
@@ -572,65 +611,259 @@ async def async_import_meter(
         )
         if buckets is None:
             return StatisticsImport(meter.key, 0, None, None, ())
-        ids = [statistic_id(meter.key, series.suffix) for series in buckets.series]
-        only: frozenset[str] | None = None
-        if reconcile:
-            expected = {
-                statistic_id(meter.key, series.suffix): _summary_of(series)
-                for series in buckets.series
-            }
-            held = await get_instance(hass).async_add_executor_job(
-                _stored_summaries, hass, expected
+        return await _async_import_buckets(
+            hass, meter, buckets, job_seconds=job_seconds, exact=exact, reconcile=reconcile
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryImport:
+    """What `async_import_history` read (interval rows) and sent (the import)."""
+
+    intervals: int
+    result: StatisticsImport
+
+
+def month_windows(
+    months: Sequence[str], start: datetime | None = None
+) -> list[tuple[datetime, datetime]]:
+    """[first, next month's first) of each `YYYY-MM` month, from `start` on (clipped to it)."""
+    windows: list[tuple[datetime, datetime]] = []
+    for month in sorted(set(months)):
+        year, number = (int(part) for part in month.split("-"))
+        lo = datetime(year, number, 1, tzinfo=UTC)
+        hi = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=UTC)
+        if start is not None:
+            if hi <= start:
+                continue
+            lo = max(lo, start)
+        windows.append((lo, hi))
+    return windows
+
+
+async def async_import_history(
+    hass: HomeAssistant,
+    meter: MeterInfo,
+    windows: Sequence[tuple[datetime, datetime]],
+    read: MonthReader,
+    *,
+    standing: StandingReader | None = None,
+    standing_charge_in_cost: bool = False,
+    time_zone: str = "UTC",
+    job_seconds: float = DEFAULT_JOB_SECONDS,
+    exact: bool = False,
+    reconcile: bool = False,
+) -> HistoryImport:
+    """async_import_meter over a stored history read one window (a month) at a time.
+
+    Each window's intervals are read, summed into hours (the executor) and dropped before the
+    next is read, so memory holds one month of intervals and the hourly sums of the history
+    (about 1 MB for 5 years), never the history itself. Standing charges come per window from
+    `standing`. The import then goes month by month as async_import_meter does.
+    """
+    async with _lock(hass, meter.key):
+        parts: list[_Buckets] = []
+        intervals = 0
+        for lo, hi in windows:
+            frame = await read(lo, hi)
+            if frame is None or frame.empty:
+                continue
+            intervals += len(frame)
+            charges = await standing(frame) if standing is not None else None
+            part = await hass.async_add_executor_job(
+                _bucket, meter, frame, charges, standing_charge_in_cost, time_zone
             )
-            only = frozenset(
-                stat_id for stat_id, summary in expected.items() if held[stat_id] != summary
-            )
-            for stat_id in sorted(only):
-                _LOGGER.info(
-                    "Statistic %s differs from the archive (stored %s, archive %s): repairing",
-                    stat_id,
-                    held[stat_id],
-                    expected[stat_id],
+            del frame, charges
+            if part is not None:
+                parts.append(part)
+        if not parts:
+            return HistoryImport(intervals, StatisticsImport(meter.key, 0, None, None, ()))
+        buckets = await hass.async_add_executor_job(_merge_buckets, parts)
+        del parts
+        result = await _async_import_buckets(
+            hass, meter, buckets, job_seconds=job_seconds, exact=exact, reconcile=reconcile
+        )
+        return HistoryImport(intervals, result)
+
+
+def _merge_buckets(parts: Sequence[_Buckets]) -> _Buckets:
+    """One _Buckets of consecutive, non-overlapping parts (months read one after the other)."""
+    import numpy as np
+
+    by_suffix: dict[str, list[_Series]] = {}
+    for part in parts:
+        for series in part.series:
+            by_suffix.setdefault(series.suffix, []).append(series)
+    merged = tuple(
+        replace(
+            found[0],
+            hours=np.concatenate([series.hours for series in found]),
+            values=np.concatenate([series.values for series in found]),
+            known=np.concatenate([series.known for series in found]),
+        )
+        for found in by_suffix.values()
+    )
+    return _Buckets(
+        first_hour=min(part.first_hour for part in parts),
+        last_hour=max(part.last_hour for part in parts),
+        series=merged,
+    )
+
+
+def _month_chunks(buckets: _Buckets) -> list[tuple[int, _Buckets]]:
+    """The hours cut at UTC month starts: (month start, epoch seconds; that month's buckets).
+
+    Every chunk has every series of `buckets`, possibly without hours, so a statistic's
+    stored hours of a month the frame lacks still move with the sums before them.
+    """
+    import numpy as np
+
+    every = np.unique(np.concatenate([series.hours for series in buckets.series]))
+    starts = np.unique(every.astype("datetime64[s]").astype("datetime64[M]"))
+    bounds = starts.astype("datetime64[s]").astype(np.int64).tolist()
+    chunks: list[tuple[int, _Buckets]] = []
+    for index, lo in enumerate(bounds):
+        hi = bounds[index + 1] if index + 1 < len(bounds) else None
+        cut: list[_Series] = []
+        for series in buckets.series:
+            a = int(np.searchsorted(series.hours, lo))
+            b = len(series.hours) if hi is None else int(np.searchsorted(series.hours, hi))
+            cut.append(
+                replace(
+                    series,
+                    hours=series.hours[a:b],
+                    values=series.values[a:b],
+                    known=series.known[a:b],
                 )
-            if not only:
-                return StatisticsImport(meter.key, 0, None, None, tuple(ids))
+            )
+        present = [series.hours for series in cut if len(series.hours)]
+        chunks.append(
+            (
+                lo,
+                _Buckets(
+                    first_hour=datetime.fromtimestamp(min(int(h[0]) for h in present), UTC),
+                    last_hour=datetime.fromtimestamp(max(int(h[-1]) for h in present), UTC),
+                    series=tuple(cut),
+                ),
+            )
+        )
+    return chunks
+
+
+@dataclass(slots=True)
+class _Progress:
+    """A statistic's progress through a multi-month import, logged now and then."""
+
+    stat_id: str
+    total: int
+    done: int = 0
+    logged_at: float | None = None
+
+    def advance(self, hours: int, *, sent: bool) -> None:
+        """Count a month's known hours; log when rows went out and it is time (or the end)."""
+        self.done += hours
+        now = time.monotonic()
+        finished = self.done >= self.total
+        if not sent and not (finished and self.logged_at is not None):
+            return
+        if finished or self.logged_at is None or now - self.logged_at >= PROGRESS_SECONDS:
+            _LOGGER.info("%s: %d/%d hours imported", self.stat_id, self.done, self.total)
+            self.logged_at = now
+
+
+async def _async_import_buckets(
+    hass: HomeAssistant,
+    meter: MeterInfo,
+    buckets: _Buckets,
+    *,
+    job_seconds: float,
+    exact: bool,
+    reconcile: bool,
+) -> StatisticsImport:
+    """Reconcile (optionally), then import `buckets` month by month (the meter's lock held)."""
+    ids = [statistic_id(meter.key, series.suffix) for series in buckets.series]
+    only: frozenset[str] | None = None
+    if reconcile:
+        expected = {
+            statistic_id(meter.key, series.suffix): _summary_of(series) for series in buckets.series
+        }
+        held = await get_instance(hass).async_add_executor_job(_stored_summaries, hass, expected)
+        only = frozenset(
+            stat_id for stat_id, summary in expected.items() if held[stat_id] != summary
+        )
+        for stat_id in sorted(only):
+            _LOGGER.info(
+                "Statistic %s differs from the archive (stored %s, archive %s): repairing",
+                stat_id,
+                held[stat_id],
+                expected[stat_id],
+            )
+        if not only:
+            return StatisticsImport(meter.key, 0, None, None, tuple(ids))
+    chunks = await hass.async_add_executor_job(_month_chunks, buckets)
+    progress: dict[str, _Progress] = {}
+    if len(chunks) > 1:
+        for series in buckets.series:
+            stat_id = statistic_id(meter.key, series.suffix)
+            if only is None or stat_id in only:
+                progress[stat_id] = _Progress(stat_id, int(series.known.sum()))
+    carried: dict[str, tuple[float, float]] = {}
+    written: dict[str, int] = {}
+    refused: dict[str, str] = {}
+    sent_ids: dict[str, None] = {}
+    first: datetime | None = None
+    last: datetime | None = None
+    for index, (_month, chunk) in enumerate(chunks):
+        # Windows of stored rows meet end to end: the first starts at the frame's first hour,
+        # each next one at its month's start, the last one is open.
+        since = chunk.first_hour if index == 0 else datetime.fromtimestamp(_month, UTC)
+        until = (
+            datetime.fromtimestamp(chunks[index + 1][0], UTC) if index + 1 < len(chunks) else None
+        )
         stored = await get_instance(hass).async_add_executor_job(
-            _read_stored, hass, ids, buckets.first_hour
+            _read_stored, hass, ids, since, until, carried if index else None
         )
         plan = await hass.async_add_executor_job(
-            lambda: _plan(meter, buckets, stored, exact=exact, only=only)
+            partial(_plan, meter, chunk, stored, exact=exact, only=only)
         )
         for stat_id, reason in plan.refused.items():
-            _LOGGER.error(
-                "Statistic %s already exists with other metadata (%s); not importing into it",
-                stat_id,
-                reason,
-            )
-        written = 0
-        first: datetime | None = None
-        last: datetime | None = None
+            if stat_id not in refused:
+                _LOGGER.error(
+                    "Statistic %s already exists with other metadata (%s); not importing into it",
+                    stat_id,
+                    reason,
+                )
+            refused[stat_id] = reason
+        sent_now: set[str] = set()
         for metadata, rows in plan.send:
+            stat_id = metadata["statistic_id"]
+            sent_ids[stat_id] = None
+            carried[stat_id] = (rows.running, rows.old)
             if rows.removed:
-                await _async_delete_hours(hass, metadata["statistic_id"], rows.removed)
+                await _async_delete_hours(hass, stat_id, rows.removed)
             if not rows:
                 continue
             await _async_send(hass, metadata, rows, job_seconds)
-            written = max(written, len(rows))
+            sent_now.add(stat_id)
+            written[stat_id] = written.get(stat_id, 0) + len(rows)
             begins = datetime.fromtimestamp(rows.hours[0], UTC)
             ends = datetime.fromtimestamp(rows.hours[-1], UTC)
             first = begins if first is None else min(first, begins)
             last = ends if last is None else max(last, ends)
-        _LOGGER.debug("Statistics of %s: %s hourly rows sent", meter.key, written)
-        return StatisticsImport(
-            meter=meter.key,
-            hours_written=written,
-            first_hour=first,
-            last_hour=last,
-            statistic_ids=tuple(ids)
-            if reconcile
-            else tuple(metadata["statistic_id"] for metadata, _rows in plan.send),
-            refused=plan.refused,
-        )
+        for series in chunk.series:
+            stat_id = statistic_id(meter.key, series.suffix)
+            if (tracker := progress.get(stat_id)) is not None and stat_id not in refused:
+                tracker.advance(int(series.known.sum()), sent=stat_id in sent_now)
+    hours_written = max(written.values(), default=0)
+    _LOGGER.debug("Statistics of %s: %s hourly rows sent", meter.key, hours_written)
+    return StatisticsImport(
+        meter=meter.key,
+        hours_written=hours_written,
+        first_hour=first,
+        last_hour=last,
+        statistic_ids=tuple(ids) if reconcile else tuple(sent_ids),
+        refused=refused,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,6 +57,7 @@ from .tibber_api import (
     PAGE_HOURS,
     SUPPLIER,
     RateLimiter,
+    RetryBudget,
     TibberAccount,
     TibberHome,
     amend_audit,
@@ -97,16 +98,22 @@ AGREEMENT_FROM: Final = datetime(2000, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True, slots=True)
 class _Series:
-    """A history connection and the node fields of its quantity, unit and money."""
+    """A history connection and the node fields of its quantity, unit and money.
+
+    `fallback_money` is read where `money` is absent or null (consumption: `totalCost`).
+    """
 
     name: str
     value: str
     unit: str
     money: str
+    fallback_money: str | None = None
 
 
-CONSUMPTION: Final = _Series("consumption", "consumption", "consumptionUnit", "cost")
+CONSUMPTION: Final = _Series("consumption", "consumption", "consumptionUnit", "cost", "totalCost")
 PRODUCTION: Final = _Series("production", "production", "productionUnit", "profit")
+# The history is asked for in HOURLY resolution: a node without `to` ends an hour after `from`.
+NODE_LENGTH: Final = timedelta(hours=1)
 
 
 @dataclass(slots=True)
@@ -259,17 +266,22 @@ class TibberSource:
             )
         now = self._now()
         client = self._client()
+        # Retries of transient GraphQL errors: one budget for every request of this poll.
+        budget = RetryBudget((self._policy or RetryPolicy()).retries)
         throttled = self._throttled(meter, start, end, now)
         notes = ["throttled: history is read at most hourly"] if throttled else []
         nodes: list[Mapping[str, Any]] = []
-        failure: SourceUnavailableError | None = None
+        failure: SourceError | None = None
         price_failure: SourceUnavailableError | None = None
         try:
             if not throttled:
-                nodes, failure = await self._read_history(client, home_id, series, start, end)
-            # Prices are their own request: a history outage must not leave them stale.
+                nodes, failure = await self._read_history(
+                    client, home_id, series, start, end, budget
+                )
+            # Prices are their own request, whatever became of the history: a home whose
+            # history fails still gets (or keeps) its prices in this poll.
             if not meter.is_export:
-                price_failure = await self._poll_prices(client, meter, home_id, now, notes)
+                price_failure = await self._poll_prices(client, meter, home_id, now, notes, budget)
         except SourceError as err:
             err.audit = [*client.audit, self._poll_row(series, 0, [*notes, type(err).__name__])]
             raise
@@ -284,7 +296,12 @@ class TibberSource:
         result.audit = [*client.audit, self._poll_row(series, len(result.intervals), notes)]
         if (record := rejected_audit(SUPPLIER, rejected, when=self._now())) is not None:
             result.audit.append(record)
+        if failure is not None and not isinstance(failure, SourceUnavailableError):
+            # Refused for good (a home gone, a malformed answer): the error says what it is.
+            failure.audit = list(result.audit)
+            raise failure
         if (error := failure or price_failure) is not None:
+            assert isinstance(error, SourceUnavailableError)
             unavailable = SourceUnavailableError(
                 f"tibber: {series.name} poll incomplete ({error})",
                 retry_after=error.retry_after,
@@ -365,13 +382,20 @@ class TibberSource:
 
     # ---------------------------------------------------------------------------- history
 
-    async def _read_history(
-        self, client: HttpClient, home_id: str, series: _Series, start: datetime, end: datetime
-    ) -> tuple[list[Mapping[str, Any]], SourceUnavailableError | None]:
+    async def _read_history(  # noqa: PLR0917 - private, one call shape
+        self,
+        client: HttpClient,
+        home_id: str,
+        series: _Series,
+        start: datetime,
+        end: datetime,
+        budget: RetryBudget,
+    ) -> tuple[list[Mapping[str, Any]], SourceError | None]:
         """Pages backwards until one reaches `start`; what was read survives a failure.
 
         Starts from the nearest cached cursor at or after `end` (the first page then already
-        holds the hours just before it), else from the newest hours.
+        holds the hours just before it), else from the newest hours. Any failure but a refused
+        token is returned with the nodes read, so the poll still reads the prices.
         """
         cursors = self._cursors.setdefault((home_id, series.name), {})
         before = min((t for t in cursors if t >= end), default=None)
@@ -380,8 +404,10 @@ class TibberSource:
         previous: datetime | None = None
         while True:
             try:
-                page = await self._history_page(client, home_id, series, cursor)
-            except SourceUnavailableError as err:
+                page = await self._history_page(client, home_id, series, cursor, budget)
+            except SourceAuthError:
+                raise
+            except SourceError as err:
                 return nodes, err
             nodes.extend(page.nodes)
             oldest = page.oldest
@@ -398,7 +424,12 @@ class TibberSource:
             previous, cursor = oldest, page.cursor
 
     async def _history_page(
-        self, client: HttpClient, home_id: str, series: _Series, cursor: str | None
+        self,
+        client: HttpClient,
+        home_id: str,
+        series: _Series,
+        cursor: str | None,
+        budget: RetryBudget,
     ) -> _Page:
         """One page of the connection; a null connection is an empty last page."""
         data = await graphql(
@@ -407,6 +438,7 @@ class TibberSource:
             history_query(series.name, home_id, cursor),
             endpoint=series.name,
             limiter=self._limiter,
+            budget=budget,
         )
         connection = viewer_home(data, series.name).get(series.name)
         if connection is None:
@@ -444,12 +476,18 @@ class TibberSource:
             self._zones[name] = zone
         return zone
 
-    async def _poll_prices(
-        self, client: HttpClient, meter: MeterInfo, home_id: str, now: datetime, notes: list[str]
+    async def _poll_prices(  # noqa: PLR0917 - private, one call shape
+        self,
+        client: HttpClient,
+        meter: MeterInfo,
+        home_id: str,
+        now: datetime,
+        notes: list[str],
+        budget: RetryBudget,
     ) -> SourceUnavailableError | None:
         """Refresh prices for a poll; an unavailable API is returned (the rows still count)."""
         try:
-            note = await self._refresh_prices(client, meter, home_id, now)
+            note = await self._refresh_prices(client, meter, home_id, now, budget)
         except SourceAuthError:
             raise
         except SourceUnavailableError as err:
@@ -462,7 +500,7 @@ class TibberSource:
         return None
 
     async def _refresh_prices(
-        self, client: HttpClient, meter: MeterInfo, home_id: str, now: datetime
+        self, client: HttpClient, meter: MeterInfo, home_id: str, now: datetime, budget: RetryBudget
     ) -> str | None:
         """Refresh the home's price cache when due; a note when a failed refresh was survivable.
 
@@ -475,7 +513,7 @@ class TibberSource:
             return None
         self._price_asked[home_id] = now
         try:
-            slots = await self._read_prices(client, home_id, meter.currency)
+            slots = await self._read_prices(client, home_id, meter.currency, budget)
         except SourceAuthError:
             raise
         except SourceError as err:
@@ -486,12 +524,21 @@ class TibberSource:
         return None
 
     async def _read_prices(
-        self, client: HttpClient, home_id: str, fallback_currency: str | None
+        self,
+        client: HttpClient,
+        home_id: str,
+        fallback_currency: str | None,
+        budget: RetryBudget,
     ) -> tuple[PriceSlot, ...]:
         """Today's and tomorrow's quarter-hour prices; none without a current subscription."""
         endpoint = "price-info"
         data = await graphql(
-            client, self._token, price_query(home_id), endpoint=endpoint, limiter=self._limiter
+            client,
+            self._token,
+            price_query(home_id),
+            endpoint=endpoint,
+            limiter=self._limiter,
+            budget=budget,
         )
         subscription = viewer_home(data, endpoint).get("currentSubscription")
         info = subscription.get("priceInfo") if isinstance(subscription, Mapping) else None
@@ -520,11 +567,12 @@ def history_query(connection: str, home_id: str, cursor: str | None) -> str:
     """The history query of one page; the first page has no `before`."""
     series = PRODUCTION if connection == PRODUCTION.name else CONSUMPTION
     before = "" if cursor is None else f", before: {quote(cursor)}"
+    money = " ".join(field for field in (series.money, series.fallback_money) if field)
     return (
         f"{{ viewer {{ home(id: {quote(home_id)}) {{ "
         f"{series.name}(resolution: HOURLY, last: {PAGE_HOURS}{before}) {{ "
         "pageInfo { hasPreviousPage startCursor } "
-        f"nodes {{ from to {series.value} {series.unit} {series.money} "
+        f"nodes {{ from to {series.value} {series.unit} {money} "
         "unitPrice unitPriceVAT currency } } } } }"
     )
 
@@ -626,9 +674,11 @@ def _build(
 ) -> _Built:
     """The interval table of the known hours starting in [start, end).
 
-    Null quantities (hours Tibber does not know yet) are skipped, not rejected. Rate is
-    unitPrice (incl. VAT); cost is Tibber's own when given, else value x rate (normalize).
-    Rows are normalized per currency, then de-duplicated across pages.
+    Null quantities (hours Tibber does not know yet) are skipped, not rejected. A node without
+    `to` ends an hour after its `from` (the query asks for HOURLY nodes); one whose `from` cannot
+    be read is rejected (unparseable_time, in the poll's `rejected` audit row). Rate is
+    unitPrice (incl. VAT); cost is Tibber's own (`cost`, else `totalCost`) when given, else
+    value x rate (normalize). Rows are normalized per currency, then de-duplicated across pages.
     """
     import pandas as pd
 
@@ -643,13 +693,19 @@ def _build(
         if begins is not None and not start <= begins < end:
             continue
         currency = node.get("currency")
+        ends = node.get("to")
+        if ends is None and begins is not None:
+            ends = (begins + NODE_LENGTH).isoformat()
+        money = node.get(series.money)
+        if money is None and series.fallback_money is not None:
+            money = node.get(series.fallback_money)
         groups.setdefault(currency if isinstance(currency, str) else meter.currency, []).append(
             {
                 "start": node.get("from"),
-                "end": node.get("to"),
+                "end": ends,
                 "value": value,
                 "rate": node.get("unitPrice"),
-                "cost": node.get(series.money),
+                "cost": money,
             }
         )
     frames: list[pd.DataFrame] = []

@@ -3,6 +3,13 @@
 Every request goes through `graphql()`: it waits for the process-wide RateLimiter, sends the
 token only in the Authorization header (HttpClient's `auth=`, never logged or stored) and turns
 GraphQL `errors` - which Tibber sends with HTTP 200 (or 400) - into source errors.
+
+A GraphQL error whose code says the server failed for now (TRANSIENT_CODES: Apollo's
+INTERNAL_SERVER_ERROR, which Tibber answers when a backend times out, and the timeout, overload
+and rate-limit codes) is retried like a 5xx: after the policy's delay, through the rate limiter,
+and only while the poll's RetryBudget lasts (the policy's retry count, shared by every request
+of one poll). When it is spent the error is a SourceUnavailableError, so what the poll read so
+far is kept and the coordinator retries later. Every attempt is its own audit row.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from .base import (
     SourceNotFoundError,
     SourcePayloadError,
     SourceRequestError,
+    SourceUnavailableError,
 )
 
 API_URL: Final = "https://api.tibber.com/v1-beta/gql"
@@ -36,6 +44,17 @@ PAGE_HOURS: Final = 744
 MAX_REQUESTS: Final = 40
 WINDOW_SECONDS: Final = 300.0
 AUTH_CODES: Final = frozenset({"UNAUTHENTICATED", "UNAUTHORIZED", "FORBIDDEN"})
+# GraphQL error codes (`extensions.code`) that say "not now" rather than "never": retried.
+TRANSIENT_CODES: Final = frozenset(
+    {
+        "INTERNAL_SERVER_ERROR",
+        "SERVICE_UNAVAILABLE",
+        "TIMEOUT",
+        "GATEWAY_TIMEOUT",
+        "TOO_MANY_REQUESTS",
+        "RATE_LIMITED",
+    }
+)
 
 ACCOUNT_QUERY: Final = (
     "{ viewer { userId name homes { id appNickname timeZone "
@@ -118,6 +137,20 @@ class RateLimiter:
 LIMITER: Final = RateLimiter()
 
 
+@dataclass(slots=True)
+class RetryBudget:
+    """Retries of transient GraphQL errors one poll may still spend (all its requests share it)."""
+
+    left: int
+
+    def spend(self) -> bool:
+        """Take one retry; False when none is left."""
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        return True
+
+
 def make_client(
     session: aiohttp.ClientSession,
     token: str,
@@ -150,9 +183,40 @@ async def graphql(
     *,
     endpoint: str,
     limiter: RateLimiter,
+    budget: RetryBudget | None = None,
 ) -> dict[str, Any]:
-    """POST one query and return its `data`; GraphQL errors raise (auth or payload)."""
+    """POST one query and return its `data`; GraphQL errors raise (auth, payload, unavailable).
+
+    Transient GraphQL errors are retried while `budget` lasts (default: the client policy's
+    retries for this one request); each retry waits the policy's delay and the rate limiter.
+    """
+    budget = budget if budget is not None else RetryBudget(client.policy.retries)
     await limiter.acquire()
+    attempt = 0
+    while True:
+        body = await _post(client, token, query, endpoint)
+        errors = body.get("errors")
+        if not errors:
+            break
+        error, transient = _graphql_error(client, errors, endpoint)
+        amend_audit(client, error=str(error))
+        if not transient:
+            raise error
+        if not budget.spend():
+            raise SourceUnavailableError(
+                f"tibber: {endpoint} failed after {attempt + 1} attempts ({error})"
+            ) from error
+        # client.sleep is make_client's pause: the delay, then a place in the rate limiter.
+        await client.sleep(client.policy.delay(attempt, None))
+        attempt += 1
+    data = body.get("data")
+    if not isinstance(data, dict):
+        raise SourcePayloadError(f"tibber: {endpoint} returned no data")
+    return data
+
+
+async def _post(client: HttpClient, token: str, query: str, endpoint: str) -> dict[str, Any]:
+    """One POST (with HttpClient's own retries of HTTP failures); the decoded JSON object."""
     try:
         body = await client.request(
             "POST",
@@ -168,15 +232,7 @@ async def graphql(
         raise
     if not isinstance(body, dict):
         raise SourcePayloadError(f"tibber: {endpoint} returned no JSON object")
-    errors = body.get("errors")
-    if errors:
-        error = _graphql_error(client, errors, endpoint)
-        amend_audit(client, error=str(error))
-        raise error
-    data = body.get("data")
-    if not isinstance(data, dict):
-        raise SourcePayloadError(f"tibber: {endpoint} returned no data")
-    return data
+    return body
 
 
 def amend_audit(client: HttpClient, **changes: Any) -> None:
@@ -193,23 +249,30 @@ def _is_auth_text(text: str) -> bool:
     return "token" in lowered and any(w in lowered for w in ("invalid", "expired", "revoked"))
 
 
-def _graphql_error(client: HttpClient, errors: Any, endpoint: str) -> SourceError:
-    """The source error for a GraphQL `errors` array, its text scrubbed of the token."""
+def _graphql_error(client: HttpClient, errors: Any, endpoint: str) -> tuple[SourceError, bool]:
+    """The source error for a GraphQL `errors` array (text scrubbed), and whether to retry.
+
+    Transient only when every error carries a code of TRANSIENT_CODES: one error that is not
+    (a bad query, a refused token) would only come back.
+    """
     messages: list[str] = []
     auth = False
+    transient = True
     for item in errors if isinstance(errors, list) else [errors]:
         if not isinstance(item, Mapping):
             messages.append(str(item))
+            transient = False
             continue
         message = str(item.get("message") or "unknown error")
         extensions = item.get("extensions")
         code = extensions.get("code") if isinstance(extensions, Mapping) else None
         auth = auth or code in AUTH_CODES or _is_auth_text(message)
+        transient = transient and code in TRANSIENT_CODES
         messages.append(message if code is None else f"{message} ({code})")
     text = client.scrub("; ".join(messages))[:300]
     if auth:
-        return SourceAuthError(f"tibber: the access token was refused ({endpoint}): {text}")
-    return SourcePayloadError(f"tibber: {endpoint} failed: {text}")
+        return SourceAuthError(f"tibber: the access token was refused ({endpoint}): {text}"), False
+    return SourcePayloadError(f"tibber: {endpoint} failed: {text}"), transient
 
 
 def viewer_home(data: Mapping[str, Any], endpoint: str) -> Mapping[str, Any]:
