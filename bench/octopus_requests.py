@@ -147,8 +147,8 @@ class SimulatedApi:
         raise AssertionError(f"unexpected request {url}")
 
     def _consumption(self, path: str, params: dict[str, str]) -> Any:
-        point = path.split("-meter-points/")[1].split("/")[0]
-        serial = path.split("/meters/")[1].split("/")[0]
+        point = path.split("-meter-points/")[1].split("/", maxsplit=1)[0]
+        serial = path.split("/meters/")[1].split("/", maxsplit=1)[0]
         start = parse(params["period_from"]) if "period_from" in params else START - SWEEP * 3
         end = parse(params["period_to"]) if "period_to" in params else self.now
         rows = []

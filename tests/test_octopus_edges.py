@@ -32,12 +32,12 @@ from custom_components.meterlake.sources.octopus import (
 from custom_components.meterlake.sources.octopus_account import parse_time
 from custom_components.meterlake.sources.octopus_tariffs import (
     PriceRow,
+    RefreshSpan,
     TariffCache,
     async_resolve_via_product,
     iter_pages,
     parse_price,
     parse_tariff_code,
-    RefreshSpan,
     refresh_range,
 )
 

@@ -163,6 +163,7 @@ async def test_repair_opens_the_options_prefilled_with_sanitized_values(
         "archive_account_key": None,
         "archive_sas_token": None,
         "archive_anonymous": None,
+        "archive_service_account": None,
         "anomalies": None,
     }
     assert body["description_placeholders"]["keys"] == ", ".join(BAD_KEYS)

@@ -31,7 +31,7 @@ import re
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 import uuid
 
 from .analytics.schema import (
@@ -43,7 +43,7 @@ from .analytics.schema import (
     READING_COLUMNS,
     STANDING_CHARGE_COLUMNS,
 )
-from .redact import known_secrets, scrub
+from .redact import forget_secrets, known_secrets, pem_secret_forms, register_secrets, scrub
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,6 +65,14 @@ LOCK_FILE: Final = f".{DATA_FILE}.lock"
 STALE_TEMP_AGE: Final = timedelta(hours=1)
 REMOTE_SCHEMES: Final = frozenset({"s3", "gs", "gcs", "abfs", "abfss", "az"})
 AZURE_SCHEMES: Final = frozenset({"abfs", "abfss", "az"})
+GCS_SCHEMES: Final = frozenset({"gs", "gcs"})
+# A GCS service account's key is exchanged for an access token (OAuth 2.0 JWT bearer grant):
+# a JWT signed with its private key, asking for read and write access to Cloud Storage.
+GCS_SCOPE: Final = "https://www.googleapis.com/auth/devstorage.read_write"
+JWT_BEARER_GRANT: Final = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+GCS_ASSERTION_LIFETIME_S: Final = 3600
+GCS_TOKEN_TIMEOUT_S: Final = 30.0
+_TOKEN_RESPONSE_LIMIT: Final = 64 * 1024
 # The name whose info proves a remote root's credentials (and the form's probe write, with a
 # suffix). Hidden: no reader of the archive picks it up.
 PROBE_NAME: Final = ".meterlake-probe"
@@ -98,7 +106,15 @@ _SECRET_KEY = re.compile(
 )
 # Storage options whose values are secrets (scrubbed from error text).
 _SECRET_OPTIONS: Final = frozenset(
-    {"access_key", "secret_key", "session_token", "account_key", "sas_token", "client_secret"}
+    {
+        "access_key",
+        "secret_key",
+        "session_token",
+        "account_key",
+        "sas_token",
+        "client_secret",
+        "service_account",
+    }
 )
 # AzureFileSystem keywords a URI's query may carry.
 _AZURE_OPTIONS: Final = frozenset(
@@ -138,6 +154,10 @@ class ArchiveError(Exception):
         super().__init__(f"{root}: {reason}")
         self.root = root
         self.reason = reason
+
+
+class GcsTokenError(Exception):
+    """A service account's key could not be exchanged for an access token (no secret in it)."""
 
 
 class CorruptPartitionError(ArchiveError):
@@ -498,10 +518,12 @@ def open_archive(
     A relative path lives under `config_dir`; a URI goes to pyarrow.fs (credentials from
     `storage_options`, else the URI's query or the environment; Azure only with an account
     key or a SAS token) and is proven with one request that fails cleanly (`_prove`): an
-    Archive on an object store exists only once the store took its credentials.
+    Archive on an object store exists only once the store took its credentials. A GCS
+    `service_account` (its JSON key) is first exchanged for an access token; the Archive's
+    `credentials_expire` says when that token ends (the caller opens a new Archive before).
     """
     root = (root or "").strip() or "meterlake"
-    options = dict(storage_options or {})
+    options: dict[str, Any] = dict(storage_options or {})
     secrets = tuple(
         value for key, value in options.items() if key in _SECRET_OPTIONS and len(value) >= 4
     )
@@ -522,13 +544,134 @@ def open_archive(
     query_secret = urlsplit(root).query
     if query_secret:
         secrets = (*secrets, query_secret)
+    expires: datetime | None = None
+    token = ""
+    if scheme in GCS_SCHEMES and "service_account" in options:
+        text = str(options.pop("service_account"))
+        try:
+            info = _service_account(text, options)
+            secrets = (*secrets, *pem_secret_forms(str(info["private_key"])))
+            token, expires = gcs_access_token(info)
+        except Exception as err:
+            raise ArchiveError(display, _describe(err, secrets)) from err
+        # The token is a credential too: out of every text MeterLake writes while it lives.
+        register_secrets([token])
+        secrets = (*secrets, token)
+        options["access_token"] = token
+        options["credential_token_expiration"] = expires
     try:
-        filesystem, base = _remote_filesystem(root, scheme, options)
-    except Exception as err:
-        raise ArchiveError(display, _describe(err, secrets)) from err
-    base = base.rstrip("/")
-    _prove(filesystem, base, display, secrets)
-    return Archive(filesystem, base, display, local=False, secrets=secrets)
+        try:
+            filesystem, base = _remote_filesystem(root, scheme, options)
+        except Exception as err:
+            raise ArchiveError(display, _describe(err, secrets)) from err
+        base = base.rstrip("/")
+        _prove(filesystem, base, display, secrets)
+    except ArchiveError:
+        if token:  # its error text is scrubbed already; nothing will use the token
+            forget_secrets([token])
+        raise
+    archive = Archive(filesystem, base, display, local=False, secrets=secrets)
+    archive.credentials_expire = expires
+    archive.expiring_secrets = (token,) if token else ()
+    return archive
+
+
+def _service_account(text: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The service account's JSON key, checked as the options form does (storage.py)."""
+    from .storage import parse_service_account
+
+    if options.get("anonymous") is True:
+        raise ValueError("give anonymous access or a service account, not both")
+    info, error = parse_service_account(text)
+    if info is None:
+        raise ValueError(f"the service account's JSON key cannot be used ({error})")
+    return info
+
+
+def gcs_access_token(
+    info: Mapping[str, Any], *, timeout: float = GCS_TOKEN_TIMEOUT_S
+) -> tuple[str, datetime]:
+    """Exchange a service account's key for an OAuth access token and its expiry (blocking).
+
+    A JWT signed RS256 with the key's private key (iss: the client email, scope: read and
+    write Cloud Storage, aud: the key's token URI, one hour) is POSTed to that token URI as
+    a JWT bearer grant (RFC 7523); the answer's `access_token` lives `expires_in` seconds.
+    A refusal (HTTP 400/401…) or an unreachable endpoint is a GcsTokenError without secrets.
+    """
+    import jwt
+
+    token_uri = str(info["token_uri"]).strip()
+    now = datetime.now(UTC)
+    issued = int(now.timestamp())
+    claims = {
+        "iss": info["client_email"],
+        "scope": GCS_SCOPE,
+        "aud": token_uri,
+        "iat": issued,
+        "exp": issued + GCS_ASSERTION_LIFETIME_S,
+    }
+    key_id = info.get("private_key_id")
+    assertion = jwt.encode(
+        claims,
+        str(info["private_key"]),
+        algorithm="RS256",
+        headers={"kid": key_id} if isinstance(key_id, str) and key_id else None,
+    )
+    status, payload = _post_form(
+        token_uri, {"grant_type": JWT_BEARER_GRANT, "assertion": assertion}, timeout
+    )
+    answer: Any = None
+    with suppress(ValueError):
+        answer = json.loads(payload)
+    if status != 200:
+        detail = ""
+        if isinstance(answer, dict) and isinstance(answer.get("error"), str):
+            detail = f": {answer['error']}"
+            if isinstance(answer.get("error_description"), str):
+                detail += f" ({answer['error_description'][:200]})"
+        reason = f"the token endpoint refused the service account: HTTP {status}{detail}"
+        raise GcsTokenError(scrub(reason, [assertion]))
+    token = answer.get("access_token") if isinstance(answer, dict) else None
+    if not isinstance(token, str) or not token.strip():
+        raise GcsTokenError("the token endpoint answered without an access token")
+    lifetime = answer.get("expires_in", GCS_ASSERTION_LIFETIME_S)
+    try:
+        seconds = float(lifetime)
+    except TypeError, ValueError:
+        seconds = float("nan")
+    if not seconds > 0:
+        raise GcsTokenError("the token endpoint answered without a valid expires_in")
+    return token.strip(), now + timedelta(seconds=min(seconds, 24 * 3600.0))
+
+
+def _post_form(url: str, fields: Mapping[str, str], timeout: float) -> tuple[int, bytes]:
+    """POST an urlencoded form; (status, body). Not reachable: GcsTokenError (blocking)."""
+    from http.client import HTTPException
+    from urllib.error import HTTPError
+    from urllib.request import Request, urlopen
+
+    request = Request(
+        url,
+        data=urlencode(fields).encode(),
+        method="POST",
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Accept": "application/json",
+        },
+    )
+    try:
+        with urlopen(request, timeout=timeout) as response:
+            return int(response.status), bytes(response.read(_TOKEN_RESPONSE_LIMIT))
+    except HTTPError as err:
+        try:
+            return int(err.code), bytes(err.read(_TOKEN_RESPONSE_LIMIT))
+        finally:
+            err.close()
+    except (OSError, ValueError, HTTPException) as err:
+        reason = getattr(err, "reason", None) or err
+        raise GcsTokenError(
+            f"the token endpoint cannot be reached: {type(reason).__name__}: {reason}"
+        ) from None
 
 
 def _prove(filesystem: Any, base: str, display: str, secrets: Sequence[str]) -> None:
@@ -768,6 +911,9 @@ class Archive:
         self._local = local
         self._secrets = tuple(secrets)
         self.root = display
+        # GCS with a service account: when the access token ends, and the token itself.
+        self.credentials_expire: datetime | None = None
+        self.expiring_secrets: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"Archive({self.root!r})"

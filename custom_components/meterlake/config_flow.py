@@ -60,6 +60,7 @@ from .const import (
     CONF_ANOMALIES,
     CONF_ARCHIVE_ANONYMOUS,
     CONF_ARCHIVE_ROOT,
+    CONF_ARCHIVE_SERVICE_ACCOUNT,
     CONF_BACKFILL_DAYS,
     CONF_CO2_METER,
     CONF_GAS_CALORIFIC_VALUE,
@@ -811,6 +812,9 @@ def _options_schema(options: dict[str, Any]) -> vol.Schema:
                 vol.Optional(key, description={"suggested_value": options.get(key)}): (
                     BooleanSelector()
                     if key == CONF_ARCHIVE_ANONYMOUS
+                    # A JSON key is pasted whole: many lines (a password field takes one).
+                    else TextSelector(TextSelectorConfig(multiline=True))
+                    if key == CONF_ARCHIVE_SERVICE_ACCOUNT
                     else TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
                     if key in ARCHIVE_SECRET_KEYS
                     else TextSelector()

@@ -6,7 +6,10 @@ Azure SAS is `?sv=…&sig=…`), credentials inside URLs (`https://user:password
 `"key": "value"` pairs whose name says token, key, secret, password or signature, and
 `Bearer …` headers — and every value in `secrets` (also percent-encoded). The values of the
 entries' credentials are registered once per entry (`register_secrets`), so text written by
-code that never saw them (a pyarrow error, a library's log line) loses them too.
+code that never saw them (a pyarrow error, a library's log line) loses them too. A secret
+that is a JSON document (a GCS service account's key) also gives the values of its secret
+fields, and a PEM private key also each line of its body (a text may show it escaped);
+`forget_secrets` drops a short-lived one (an access token that was replaced).
 
 `ScrubLogFilter` applies it to every log record of MeterLake's loggers (message, arguments and
 traceback). Pure apart from the process-wide registry; no Home Assistant import.
@@ -15,6 +18,7 @@ traceback). Pure apart from the process-wide registry; no Home Assistant import.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+import json
 import logging
 from pathlib import Path
 import re
@@ -58,6 +62,9 @@ _MODULE_LOGGERS: Final = tuple(
     if path.name != "__init__.py"
 )
 
+# The body lines of a PEM block (base64, 64 characters a line); shorter ones are not masked.
+_PEM_LINE: Final = re.compile(r"^[A-Za-z0-9+/=]{16,}$")
+
 _registry: set[str] = set()
 _registry_lock = threading.Lock()
 
@@ -67,6 +74,21 @@ def register_secrets(values: Iterable[Any]) -> None:
     found = {str(value).strip() for value in values if isinstance(value, str)}
     with _registry_lock:
         _registry.update(value for value in found if len(value) >= MIN_SECRET_LENGTH)
+
+
+def forget_secrets(values: Iterable[str]) -> None:
+    """Drop values registered before (a replaced access token), so the registry stays small."""
+    with _registry_lock:
+        _registry.difference_update(str(value).strip() for value in values)
+
+
+def pem_secret_forms(value: str) -> list[str]:
+    """A secret as it may appear in text: itself, JSON-escaped, and a PEM body's lines."""
+    forms = [value]
+    if "-----BEGIN" in value:
+        forms.append(json.dumps(value)[1:-1])
+        forms.extend(line.strip() for line in value.splitlines() if _PEM_LINE.match(line.strip()))
+    return forms
 
 
 def known_secrets() -> tuple[str, ...]:
@@ -87,7 +109,14 @@ def secrets_in(*mappings: Mapping[str, Any]) -> list[str]:
             for item in value:
                 walk(item, secret)
         elif secret and isinstance(value, str):
-            found.append(value)
+            found.extend(pem_secret_forms(value))
+            if value.lstrip().startswith("{"):
+                try:
+                    document = json.loads(value)
+                except ValueError:
+                    return
+                if isinstance(document, Mapping):
+                    walk(document, False)
 
     for mapping in mappings:
         walk(mapping, False)

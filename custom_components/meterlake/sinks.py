@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -28,7 +28,7 @@ from .const import (
     DEFAULT_ARCHIVE_ROOT,
     DOMAIN,
 )
-from .redact import scrub
+from .redact import forget_secrets, scrub
 from .sources.base import AuditRecord, FetchResult, MeterInfo
 from .storage import SCHEME_LOCAL, storage_options, store_kind
 
@@ -42,6 +42,8 @@ _LOGGER = logging.getLogger(__name__)
 
 # How long an archive that could not be opened is left alone before the next attempt.
 OPEN_RETRY_S = 60.0
+# An archive whose credentials end sooner than this (a GCS access token) is opened again.
+CREDENTIALS_REFRESH = timedelta(minutes=5)
 
 
 def archive_issue_id(entry_id: str) -> str:
@@ -109,27 +111,51 @@ class ArchiveSink:
         """Open the archive root once (blocking checks run in the executor).
 
         `open_archive` proves an object store's credentials with a call that fails cleanly;
-        until it succeeds no Archive exists, so nothing else can call into the store.
+        until it succeeds no Archive exists, so nothing else can call into the store. An
+        Archive whose credentials end within CREDENTIALS_REFRESH (a GCS service account's
+        access token) is opened again with new ones; while that fails, the old one serves
+        until its token ends.
         """
-        if self.archive is None:
-            from .archive import ArchiveError, open_archive
+        current = self.archive
+        now = dt_util.utcnow()
+        expires = current.credentials_expire if current is not None else None
+        if current is not None and (expires is None or expires - now > CREDENTIALS_REFRESH):
+            return current
+        # The current archive, if any, only while its token still works.
+        usable = current if expires is not None and expires > now else None
+        from .archive import ArchiveError, open_archive
 
-            if self._refused is not None and time.monotonic() - self._refused[0] < OPEN_RETRY_S:
-                # An unreachable store costs seconds per attempt: fail fast meanwhile.
-                raise ArchiveError(self._refused[1], self._refused[2])
-            try:
-                self.archive = await self.hass.async_add_executor_job(
-                    lambda: open_archive(
-                        self.root_option,
-                        config_dir=self.hass.config.config_dir,
-                        storage_options=self.storage_options,
-                    )
+        if self._refused is not None and time.monotonic() - self._refused[0] < OPEN_RETRY_S:
+            if usable is not None:
+                return usable
+            self.archive = None
+            # An unreachable store costs seconds per attempt: fail fast meanwhile.
+            raise ArchiveError(self._refused[1], self._refused[2])
+        try:
+            archive = await self.hass.async_add_executor_job(
+                lambda: open_archive(
+                    self.root_option,
+                    config_dir=self.hass.config.config_dir,
+                    storage_options=self.storage_options,
                 )
-            except ArchiveError as err:
-                self._refused = (time.monotonic(), err.root, err.reason)
-                raise
-            self._refused = None
-        return self.archive
+            )
+        except ArchiveError as err:
+            self._refused = (time.monotonic(), err.root, err.reason)
+            if usable is not None:
+                _LOGGER.warning(
+                    "Cannot renew the archive's credentials, the current ones serve until %s: %s",
+                    expires,
+                    err,
+                )
+                return usable
+            self.archive = None
+            raise
+        self._refused = None
+        if current is not None and current.expiring_secrets:
+            # The replaced token is of no use to anyone: the scrubber's registry stays small.
+            forget_secrets(current.expiring_secrets)
+        self.archive = archive
+        return archive
 
     async def async_store(self, meter: MeterInfo, result: FetchResult) -> StoreOutcome:
         """Write one fetch; on failure keep the rows for the next poll and raise a repair."""
