@@ -24,6 +24,7 @@ from .const import DOMAIN
 from .gas_unit_check import GAS_UNIT_PREFIX
 from .options import INVALID_OPTIONS_PREFIX, invalid_options_issue_id, sanitize_options
 from .sinks import FOREIGN_STATISTIC_PREFIX
+from .sources.base import MeterInfo
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -105,83 +106,29 @@ class InvalidOptionsRepairFlow(RepairsFlow):
         )
 
 
-class ForeignStatisticRepairFlow(RepairsFlow):
-    """Clear a statistic that holds foreign metadata under our id and rebuild it.
+class MeterRepairFlow(RepairsFlow):
+    """A fix flow about one meter of a loaded entry: confirm, then act.
 
-    The recorder had a `meterlake:` statistic MeterLake did not write (another unit, another
-    currency, a mean); continuing its sum would mix two series, so the import refused it. On
-    confirmation the statistic is cleared and re-imported from the archive.
+    The issue's data names the entry and the meter; the flow aborts (translated) when the
+    entry is gone or not loaded or no longer follows the meter, and shows the issue's
+    placeholders on its confirm step.
     """
 
     def __init__(self, data: IssueData) -> None:
-        """Entry, meter and statistic id come from the issue's data."""
-        found = data or {}
-        self._entry_id = str(found.get("entry_id") or "")
-        self._meter = str(found.get("meter") or "")
-        self._statistic_id = str(found.get("statistic_id") or "")
+        """Entry and meter come from the issue's data."""
+        self.found = data or {}
+        self._entry_id = str(self.found.get("entry_id") or "")
+        self._meter = str(self.found.get("meter") or "")
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> RepairsFlowResult:
-        """Confirm first: the foreign rows are deleted."""
+        """Confirm first: the fix changes stored data."""
         return await self.async_step_confirm()
 
     async def async_step_confirm(
         self, user_input: dict[str, Any] | None = None
     ) -> RepairsFlowResult:
-        """Clear the statistic, rebuild the meter from the archive, close the issue."""
-        from . import statistics
+        """Check the entry and meter, show the confirm form, then run the fix."""
         from .coordinator import MeterLakeConfigEntry
-
-        entry: MeterLakeConfigEntry | None = self.hass.config_entries.async_get_entry(
-            self._entry_id
-        )
-        if entry is None or entry.domain != DOMAIN:
-            return self.async_abort(reason="entry_not_found")
-        if entry.state is not ConfigEntryState.LOADED:
-            return self.async_abort(reason="entry_not_loaded")
-        coordinator = entry.runtime_data.coordinator
-        meter = next((m for m in coordinator.source.meters if m.key == self._meter), None)
-        if meter is None:
-            return self.async_abort(reason="meter_gone")
-        if user_input is None:
-            issue = ir.async_get(self.hass).async_get_issue(DOMAIN, self.issue_id)
-            placeholders = dict((issue.translation_placeholders or {}) if issue else {})
-            return self.async_show_form(
-                step_id="confirm",
-                description_placeholders=placeholders | {"statistic_id": self._statistic_id},
-            )
-        await statistics.async_clear_statistic(self.hass, self._statistic_id)
-        ir.async_delete_issue(self.hass, DOMAIN, self.issue_id)
-        await coordinator.async_rebuild_statistics(meter, None)
-        return self.async_create_entry(data={})
-
-
-class GasUnitRepairFlow(RepairsFlow):
-    """Re-read a gas meter's stored history in the unit its annual quantity says it reads.
-
-    The issue (gas_unit_check.async_check_gas_units) carries the entry, the meter and the unit
-    that fits; on confirmation the history is converted, the entry's unit changed and the
-    statistics rebuilt (gas_unit_check.async_convert_gas_unit).
-    """
-
-    def __init__(self, data: IssueData) -> None:
-        """Entry, meter and unit come from the issue's data."""
-        found = data or {}
-        self._entry_id = str(found.get("entry_id") or "")
-        self._meter = str(found.get("meter") or "")
-        self._unit = str(found.get("unit") or "")
-
-    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> RepairsFlowResult:
-        """Confirm first: the stored history is rewritten."""
-        return await self.async_step_confirm()
-
-    async def async_step_confirm(
-        self, user_input: dict[str, Any] | None = None
-    ) -> RepairsFlowResult:
-        """Convert the history, switch the unit, rebuild the statistics, close the issue."""
-        from homeassistant.exceptions import HomeAssistantError
-
-        from .coordinator import MeterLakeConfigEntry
-        from .gas_unit_check import async_convert_gas_unit
 
         entry: MeterLakeConfigEntry | None = self.hass.config_entries.async_get_entry(
             self._entry_id
@@ -191,14 +138,66 @@ class GasUnitRepairFlow(RepairsFlow):
         if entry.state is not ConfigEntryState.LOADED:
             return self.async_abort(reason="entry_not_loaded")
         meters = entry.runtime_data.coordinator.source.meters
-        if not any(m.key == self._meter for m in meters):
+        meter = next((m for m in meters if m.key == self._meter), None)
+        if meter is None:
             return self.async_abort(reason="meter_gone")
         if user_input is None:
             issue = ir.async_get(self.hass).async_get_issue(DOMAIN, self.issue_id)
             placeholders = dict((issue.translation_placeholders or {}) if issue else {})
-            return self.async_show_form(step_id="confirm", description_placeholders=placeholders)
+            return self.async_show_form(
+                step_id="confirm", description_placeholders=placeholders | self.placeholders()
+            )
+        return await self.async_fix(entry, meter)
+
+    def placeholders(self) -> dict[str, str]:
+        """Extra placeholders of the confirm step."""
+        return {}
+
+    async def async_fix(self, entry: Any, meter: MeterInfo) -> RepairsFlowResult:
+        """Do the fix (the user confirmed)."""
+        raise NotImplementedError
+
+
+class ForeignStatisticRepairFlow(MeterRepairFlow):
+    """Clear a statistic that holds foreign metadata under our id and rebuild it.
+
+    The recorder had a `meterlake:` statistic MeterLake did not write (another unit, another
+    currency, a mean); continuing its sum would mix two series, so the import refused it. On
+    confirmation the statistic is cleared and re-imported from the archive.
+    """
+
+    def placeholders(self) -> dict[str, str]:
+        """The statistic the confirm step names."""
+        return {"statistic_id": str(self.found.get("statistic_id") or "")}
+
+    async def async_fix(self, entry: Any, meter: MeterInfo) -> RepairsFlowResult:
+        """Clear the statistic, rebuild the meter from the archive, close the issue."""
+        from . import statistics
+
+        await statistics.async_clear_statistic(self.hass, self.placeholders()["statistic_id"])
+        ir.async_delete_issue(self.hass, DOMAIN, self.issue_id)
+        await entry.runtime_data.coordinator.async_rebuild_statistics(meter, None)
+        return self.async_create_entry(data={})
+
+
+class GasUnitRepairFlow(MeterRepairFlow):
+    """Re-read a gas meter's stored history in the unit its annual quantity says it reads.
+
+    The issue (gas_unit_check.async_check_gas_units) carries the entry, the meter and the unit
+    that fits; on confirmation the history is converted, the entry's unit changed and the
+    statistics rebuilt (gas_unit_check.async_convert_gas_unit).
+    """
+
+    async def async_fix(self, entry: Any, meter: MeterInfo) -> RepairsFlowResult:
+        """Convert the history, switch the unit, rebuild the statistics, close the issue."""
+        from homeassistant.exceptions import HomeAssistantError
+
+        from .gas_unit_check import async_convert_gas_unit
+
         try:
-            await async_convert_gas_unit(self.hass, entry, self._meter, self._unit)
+            await async_convert_gas_unit(
+                self.hass, entry, meter.key, str(self.found.get("unit") or "")
+            )
         except HomeAssistantError as err:
             return self.async_abort(
                 reason="conversion_failed", description_placeholders={"error": str(err)}
