@@ -529,6 +529,31 @@ async def test_export_meter(hass: HomeAssistant, aioclient_mock: AiohttpClientMo
     assert result.standing_charges is not None and result.standing_charges.empty
 
 
+async def test_a_rate_that_ends_before_it_starts_is_set_aside_with_its_reason(
+    hass: HomeAssistant, aioclient_mock: AiohttpClientMocker
+) -> None:
+    mock_account(aioclient_mock)
+    aioclient_mock.get(
+        consumption_url("electricity", "1098765432109", NEW), json=fx("export_consumption")
+    )
+    product = "OUTGOING-FIX-12M-19-05-13"
+    aioclient_mock.get(
+        tariff_url(product, OUTGOING, "standard-unit-rates"),
+        json=fx("outgoing_standard_reversed_row"),
+    )
+    aioclient_mock.get(
+        tariff_url(product, OUTGOING, "standing-charges"), json=fx("outgoing_standing")
+    )
+    meters = meters_of(fx("account"))
+    source = make_source(hass, meters, now=Clock(datetime(2026, 6, 2, 9, tzinfo=UTC)))
+    result = await source.async_fetch(meters[1], t("2026-06-01 11:00"), t("2026-06-01 12:00"))
+    # Priced with the valid open rate only; the reversed row is neither used nor archived.
+    assert result.intervals["cost"].tolist() == pytest.approx([0.18, 0.2025])
+    assert result.rates is not None and result.rates["rate"].tolist() == [0.15]
+    (rejected,) = [r for r in result.audit if r.endpoint == "rejected"]
+    assert (rejected.rows, rejected.error) == (1, "rate_ends_before_start: 1")
+
+
 async def test_economy7_day_night_and_legacy_gas_via_product(
     hass: HomeAssistant, aioclient_mock: AiohttpClientMocker
 ) -> None:
