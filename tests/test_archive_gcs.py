@@ -543,3 +543,14 @@ def test_the_private_key_is_scrubbed_in_every_form(key: Key) -> None:
     ):
         assert no_key_in(scrub(text, secrets), key)
         assert escaped[1:-1] not in scrub(text, secrets)
+
+
+def test_a_key_file_pasted_into_the_masked_one_line_field_stays_valid(key: Key) -> None:
+    from custom_components.meterlake.storage import parse_service_account
+
+    pretty = service_account(key, "https://oauth2.example/token")
+    assert "\n" in pretty
+    # A browser drops the line breaks of text pasted into a one-line (password) field.
+    parsed, error = parse_service_account(pretty.replace("\n", ""))
+    assert error is None
+    assert parsed is not None and parsed["client_email"] == CLIENT_EMAIL

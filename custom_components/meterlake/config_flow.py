@@ -60,7 +60,6 @@ from .const import (
     CONF_ANOMALIES,
     CONF_ARCHIVE_ANONYMOUS,
     CONF_ARCHIVE_ROOT,
-    CONF_ARCHIVE_SERVICE_ACCOUNT,
     CONF_BACKFILL_DAYS,
     CONF_CO2_METER,
     CONF_GAS_CALORIFIC_VALUE,
@@ -812,9 +811,9 @@ def _options_schema(options: dict[str, Any]) -> vol.Schema:
                 vol.Optional(key, description={"suggested_value": options.get(key)}): (
                     BooleanSelector()
                     if key == CONF_ARCHIVE_ANONYMOUS
-                    # A JSON key is pasted whole: many lines (a password field takes one).
-                    else TextSelector(TextSelectorConfig(multiline=True))
-                    if key == CONF_ARCHIVE_SERVICE_ACCOUNT
+                    # Secrets are masked, the JSON key too: pasted into one line it loses only
+                    # the line breaks between its fields, which JSON does not need (the private
+                    # key's own line breaks are written \n inside its string).
                     else TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
                     if key in ARCHIVE_SECRET_KEYS
                     else TextSelector()
