@@ -12,7 +12,7 @@ path is printed). Nothing leaves the machine: the demo source needs no network.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 import json
@@ -243,11 +243,17 @@ class Journey:
         expected = self.changes(self.day_start, end)
         with self.step("energy-dashboard"):
             page.goto(f"{self.hass.url}/energy")
+            # The panel is ready (today's totals drawn) before it is moved back: a click on
+            # Previous while it still loads is lost.
+            self.until_totals(lambda rows: True)
             for _ in range(self.days_back):
                 page.get_by_role("button", name="Previous").click()
             for card in ("hui-energy-usage-graph-card", "hui-energy-gas-graph-card"):
                 page.wait_for_function(BARS_DRAWN, arg=card, timeout=30_000)
-            rows = self.totals_rows()
+            # The totals follow the period a moment after the charts.
+            rows = self.until_totals(
+                lambda rows: shown_near(rows["Grid total"], expected[ELECTRICITY], "kWh")
+            )
             assert_shown(rows["Grid total"], expected[ELECTRICITY], "kWh")
             assert_shown(rows["Grid total"], expected[ELECTRICITY_COST], "£")
             assert_shown(rows["Gas total"], expected[GAS], "m³")
@@ -288,6 +294,18 @@ class Journey:
             out[stat] = float(answer["change"])
             assert out[stat] > 0, (stat, answer)
         return out
+
+    def until_totals(self, ready: Callable[[dict[str, str]], bool]) -> dict[str, str]:
+        """The totals card's rows once `ready` holds for them (or after 30 s, as they are)."""
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                rows = self.totals_rows()
+            except AssertionError:
+                rows = {}
+            if (rows and ready(rows)) or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.5)
 
     def totals_rows(self) -> dict[str, str]:
         """The totals card's rows, by their source label: 'Grid total' -> '13.5 kWh £3.29'."""
@@ -388,6 +406,15 @@ class Journey:
 
 
 ENERGY_STATS = (ELECTRICITY, ELECTRICITY_COST, GAS, GAS_COST)
+
+
+def shown_near(row: str, value: float, unit: str) -> bool:
+    """Whether `row` shows `value` in `unit` as rounded (assert_shown without the raise)."""
+    try:
+        assert_shown(row, value, unit)
+    except AssertionError:
+        return False
+    return True
 
 
 def assert_shown(row: str, value: float, unit: str) -> None:
