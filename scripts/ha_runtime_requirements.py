@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import homeassistant.components as components
+from homeassistant import components
 
 # What a browser session touches: the develop config's components, onboarding's default
 # integrations, and the base components the frontend's service descriptions import.
