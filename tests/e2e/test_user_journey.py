@@ -301,7 +301,7 @@ class Journey:
         while True:
             try:
                 rows = self.totals_rows()
-            except AssertionError:
+            except AssertionError:  # the card is not drawn yet
                 rows = {}
             if (rows and ready(rows)) or time.monotonic() > deadline:
                 return rows
@@ -311,7 +311,7 @@ class Journey:
         """The totals card's rows, by their source label: 'Grid total' -> '13.5 kWh £3.29'."""
         texts: list[str] = self.page.evaluate(
             f"""() => ({FIND_DEEP})(document, 'hui-energy-sources-table-card')
-              .flatMap(card => ({FIND_DEEP})(card.shadowRoot, 'tr'))
+              .flatMap(card => card.shadowRoot ? ({FIND_DEEP})(card.shadowRoot, 'tr') : [])
               .map(row => row.textContent.replace(/\\s+/g, ' ').trim())"""
         )
         rows = {}
